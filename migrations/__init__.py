@@ -1,0 +1,1 @@
+"""Alembic migrations for the mlvault catalog, shipped inside the wheel."""

@@ -1,0 +1,20 @@
+"""The catalog: versions, tags, metadata, lineage and the chunk index, on SQLAlchemy.
+
+SQLite by default (a file inside the vault), PostgreSQL for teams. All writes are short
+transactions with no I/O to storage inside them. Version numbers are allocated in the
+same transaction that inserts the version: the artifact row is locked (``FOR UPDATE`` on
+PostgreSQL; SQLite transactions start ``IMMEDIATE`` and so are serialized), the next
+number is max + 1, and a unique constraint on (artifact, number) backs it up with a retry.
+"""
+
+from vault.catalog.catalog import (
+    ArtifactRow,
+    Catalog,
+    ChunkLocation,
+    NewVersion,
+    PackRow,
+    VersionRow,
+    open_catalog,
+)
+
+__all__ = ["ArtifactRow", "Catalog", "ChunkLocation", "NewVersion", "PackRow", "VersionRow", "open_catalog"]

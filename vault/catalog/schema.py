@@ -1,0 +1,130 @@
+"""The catalog schema, as SQLAlchemy Core tables (the migrations import only this).
+
+The catalog is an index over what storage holds: it maps names to versions, versions to
+manifests, chunk ids to pack locations. Everything in it except tags and metadata could
+be rebuilt from storage (manifests and pack trailers); nothing in it is secret.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+vault_info = Table(
+    "vault_info",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+keyrings = Table(
+    "keyrings",
+    metadata,
+    Column("ring_id", String(32), primary_key=True),
+    Column("namespace", String(255), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(512), nullable=False, unique=True),
+    Column("namespace", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("root", String(8), nullable=False),
+    Column("ring_id", String(32), ForeignKey("keyrings.ring_id"), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("artifact_id", "number", name="uq_versions_artifact_number"),
+    Index("ix_versions_digest", "digest"),
+)
+
+version_files = Table(
+    "version_files",
+    metadata,
+    Column("version_id", String(32), ForeignKey("versions.id"), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mode", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+)
+
+version_metadata = Table(
+    "version_metadata",
+    metadata,
+    Column("version_id", String(32), ForeignKey("versions.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("version_id", String(32), ForeignKey("versions.id"), primary_key=True),
+    Column("parent_id", String(32), ForeignKey("versions.id"), primary_key=True),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("artifact_id", Integer, ForeignKey("artifacts.id"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("version_id", String(32), ForeignKey("versions.id"), nullable=False),
+    Column("updated_by", String(255), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+packs = Table(
+    "packs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("ring_id", String(32), ForeignKey("keyrings.ring_id"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("chunk_count", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("ring_id", String(32), primary_key=True),
+    Column("chunk_id", LargeBinary(32), primary_key=True),
+    Column("pack_id", String(32), ForeignKey("packs.id"), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("length", Integer, nullable=False),
+    Index("ix_chunks_pack", "pack_id"),
+)

@@ -1,0 +1,63 @@
+"""Argon2id passphrase stretching with parameters that travel with the data.
+
+The defaults are RFC 9106's second recommended ("low-memory") profile: t=3, m=64 MiB, p=4.
+Parameters are always passed explicitly; tests pass cheap ones. On unwrap the stored
+parameters are checked against caps so that a hostile key slot cannot make us allocate
+unbounded memory or spin for hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2.low_level import Type, hash_secret_raw
+
+from vault.errors import ConfigurationError
+
+MAX_TIME_COST = 64
+MAX_MEMORY_KIB = 4 * 1024 * 1024  # 4 GiB
+MAX_PARALLELISM = 64
+SALT_SIZE = 16
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id cost parameters."""
+
+    time_cost: int = 3
+    memory_kib: int = 64 * 1024
+    parallelism: int = 4
+
+    def check(self) -> KdfParams:
+        """Return self if within sane bounds, else raise ConfigurationError."""
+        if not 1 <= self.time_cost <= MAX_TIME_COST:
+            raise ConfigurationError(f"Argon2 time cost {self.time_cost} outside 1..{MAX_TIME_COST}")
+        if not 1 <= self.parallelism <= MAX_PARALLELISM:
+            raise ConfigurationError(f"Argon2 parallelism {self.parallelism} outside 1..{MAX_PARALLELISM}")
+        if not 8 * self.parallelism <= self.memory_kib <= MAX_MEMORY_KIB:
+            raise ConfigurationError(
+                f"Argon2 memory {self.memory_kib} KiB outside {8 * self.parallelism}..{MAX_MEMORY_KIB} KiB"
+            )
+        return self
+
+    @property
+    def is_weak(self) -> bool:
+        """Weaker than the RFC 9106 low-memory profile."""
+        return self.memory_kib < 64 * 1024 or self.time_cost < 3
+
+
+RFC9106_LOW_MEMORY = KdfParams()
+
+
+def stretch(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:
+    """Argon2id(passphrase, salt) → 32-byte key-encryption key."""
+    params.check()
+    return hash_secret_raw(
+        secret=passphrase,
+        salt=salt,
+        time_cost=params.time_cost,
+        memory_cost=params.memory_kib,
+        parallelism=params.parallelism,
+        hash_len=32,
+        type=Type.ID,
+    )

@@ -1,0 +1,153 @@
+"""Materializing a version: everything into a temporary directory, verified, then renamed.
+
+The destination never holds unverified bytes. Files are written under a fresh temporary
+directory next to the destination (same filesystem, so the final rename is atomic); every
+chunk is decrypted and its keyed id recomputed on worker threads, every file's SHA-256 is
+compared with the manifest, and only then is the tree renamed into place. On any failure
+the temporary directory is removed. Paths come from an authenticated manifest and are
+checked again here; files are created with ``O_EXCL | O_NOFOLLOW`` inside directories
+this code just made, so nothing can be written outside the destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import shutil
+import tempfile
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import zstandard
+
+from vault.catalog import ChunkLocation
+from vault.crypto.keyring import Keyring
+from vault.errors import (
+    DestinationExistsError,
+    IntegrityError,
+    MlvaultError,
+    NotFoundError,
+    StorageUnavailableError,
+    UsageError,
+)
+from vault.formats import chunk as chunk_format
+from vault.formats.manifest import FileEntry, Manifest, check_path
+from vault.packs import pack_key
+from vault.storage import Backend
+
+Progress = Callable[[int], None]
+Locate = Callable[[list[bytes]], dict[bytes, ChunkLocation]]
+
+
+def plan_destination(manifest: Manifest, dest: Path) -> Path:
+    """Where the version will land; DestinationExistsError if that exists.
+
+    A directory version lands at ``dest``. A single file lands at ``dest``, or inside
+    ``dest`` under its own name when ``dest`` is an existing directory.
+    """
+    if manifest.root == "file" and dest.is_dir():
+        dest = dest / manifest.files[0].path
+    if dest.exists() or dest.is_symlink():
+        raise DestinationExistsError(f"{dest} already exists; choose another destination or remove it")
+    if not dest.parent.is_dir():
+        raise UsageError(f"{dest.parent} is not a directory; create it first")
+    return dest
+
+
+class ChunkFetcher:
+    """Reads, decrypts and verifies chunks on a thread pool."""
+
+    def __init__(self, backend: Backend, keyring: Keyring, pool: ThreadPoolExecutor) -> None:
+        self._backend = backend
+        self._keyring = keyring
+        self._pool = pool
+
+    def fetch(self, chunk_id: bytes, where: ChunkLocation) -> bytes:
+        """Return one verified chunk plaintext."""
+        try:
+            record = self._backend.get_range(pack_key(where.pack_id), where.offset, where.length)
+        except NotFoundError as exc:
+            raise IntegrityError(f"pack {where.pack_id} is missing from storage") from exc
+        return chunk_format.decode(record, self._keyring, chunk_id, zstandard.ZstdDecompressor())
+
+    def submit(self, chunk_id: bytes, where: ChunkLocation) -> Future[bytes]:
+        """Fetch a chunk in the background."""
+        return self._pool.submit(self.fetch, chunk_id, where)
+
+
+def write_file(entry: FileEntry, target: Path, fetcher: ChunkFetcher, locate: Locate,
+               progress: Progress | None, window: int = 8) -> bytes:
+    """Write one file from its chunks; return its verified SHA-256 (raw)."""
+    locations = locate([cid for cid, _ in entry.chunks])
+    sha = hashlib.sha256()
+    in_flight: deque[tuple[Future[bytes], int]] = deque()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        chunks = iter(entry.chunks)
+        while True:
+            while len(in_flight) < window:
+                try:
+                    cid, size = next(chunks)
+                except StopIteration:
+                    break
+                where = locations.get(cid)
+                if where is None:
+                    raise IntegrityError("a chunk of this file is missing from the chunk index")
+                in_flight.append((fetcher.submit(cid, where), size))
+            if not in_flight:
+                break
+            future, size = in_flight.popleft()
+            data = future.result()
+            if len(data) != size:
+                raise IntegrityError("a chunk has the wrong size")
+            out.write(data)
+            sha.update(data)
+            written += len(data)
+            if progress:
+                progress(len(data))
+        out.flush()
+        os.fsync(out.fileno())
+    digest = sha.digest()
+    if written != entry.size or not hmac.compare_digest(digest, entry.sha256):
+        raise IntegrityError("content does not match its SHA-256")
+    os.chmod(target, entry.mode)
+    return digest
+
+
+def materialize(manifest: Manifest, dest: Path, fetcher: ChunkFetcher, locate: Locate,
+                progress: Progress | None = None) -> tuple[Path, dict[str, bytes]]:
+    """Write ``manifest`` to ``dest`` atomically; return where it landed and path → SHA-256."""
+    dest = plan_destination(manifest, dest)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:40]}.mlvault-", dir=dest.parent))
+    digests: dict[str, bytes] = {}
+    try:
+        root = staging / "tree"
+        root.mkdir()
+        for directory in manifest.dirs:
+            (root / check_path(directory.path)).mkdir(parents=True, exist_ok=True)
+        for entry in manifest.files:
+            target = root / check_path(entry.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                digests[entry.path] = write_file(entry, target, fetcher, locate, progress)
+            except (IntegrityError, StorageUnavailableError) as exc:
+                raise type(exc)(f"{entry.path}: {exc}") from exc
+        for directory in sorted(manifest.dirs, key=lambda d: d.path.count("/"), reverse=True):
+            os.chmod(root / directory.path, directory.mode)
+        if dest.exists() or dest.is_symlink():
+            raise DestinationExistsError(f"{dest} appeared while pulling; nothing was written")
+        if manifest.root == "file":
+            os.rename(root / manifest.files[0].path, dest)
+        else:
+            os.rename(root, dest)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, MlvaultError):
+            raise UsageError(f"cannot write {dest}: {exc.strerror}") from exc
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return dest, digests

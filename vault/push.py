@@ -1,0 +1,177 @@
+"""Turning a file or directory into chunk records in packs, with bounded memory.
+
+The main thread cuts chunks (FastCDC) and feeds them into a small window. For each chunk
+a worker computes the keyed BLAKE3 id while a single ordered thread folds it into the
+file's SHA-256. When the window is full the ids are checked against this push's own set
+and, in one query, the catalog's chunk index; only new chunks are compressed and
+encrypted, again on workers, and their records are appended to the pack writer in order
+of completion (pack order does not matter; the manifest keeps file order). At most
+``window`` chunks wait to be hashed and ``window`` to be encrypted, so resident memory is
+a few dozen MiB whatever the size of the input. hashlib, blake3, zstd and AES-GCM all
+release the GIL, so both cores work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from vault.catalog import Catalog
+from vault.chunking import Chunker
+from vault.crypto.keyring import Keyring
+from vault.errors import UsageError
+from vault.formats import chunk as chunk_format
+from vault.formats.manifest import DirEntry, FileEntry
+from vault.packs import PackWriter
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A regular file to push: where it is and what it will be called."""
+
+    path: Path
+    name: str
+    size: int
+    mode: int
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a push reads: one file, or a directory tree."""
+
+    root: str  # "file" or "dir"
+    files: tuple[SourceFile, ...]
+    dirs: tuple[DirEntry, ...]
+
+    @property
+    def size(self) -> int:
+        """Total bytes to read."""
+        return sum(f.size for f in self.files)
+
+
+def scan_source(path: Path) -> Source:
+    """Walk ``path``. Symlinks to files are followed; symlinked directories are refused."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    if stat.S_ISREG(st.st_mode):
+        return Source("file", (SourceFile(path, path.name, st.st_size, stat.S_IMODE(st.st_mode)),), ())
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is neither a regular file nor a directory")
+    files: list[SourceFile] = []
+    dirs: list[DirEntry] = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        here = Path(dirpath)
+        rel = here.relative_to(path).as_posix()
+        for name in sorted(dirnames):
+            full = here / name
+            if full.is_symlink():
+                raise UsageError(f"{full} is a symbolic link to a directory; mlvault does not follow those")
+            entry = name if rel == "." else f"{rel}/{name}"
+            dirs.append(DirEntry(entry, stat.S_IMODE(full.stat().st_mode)))
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = here / name
+            try:
+                fst = full.stat()
+            except OSError as exc:
+                raise UsageError(f"cannot read {full}: {exc.strerror}") from exc
+            if not stat.S_ISREG(fst.st_mode):
+                raise UsageError(f"{full} is not a regular file (sockets, devices and fifos cannot be pushed)")
+            entry = name if rel == "." else f"{rel}/{name}"
+            files.append(SourceFile(full, entry, fst.st_size, stat.S_IMODE(fst.st_mode)))
+    files.sort(key=lambda f: f.name)
+    return Source("dir", tuple(files), tuple(dirs))
+
+
+class ChunkStore:
+    """Stores new chunks of one keyring during one push; dedups against the catalog."""
+
+    def __init__(self, catalog: Catalog, keyring: Keyring, writer: PackWriter, pool: ThreadPoolExecutor,
+                 *, compression: bool, window: int = 8) -> None:
+        self._catalog = catalog
+        self._keyring = keyring
+        self._writer = writer
+        self._pool = pool
+        self._compression = compression
+        self._window = window
+        self._seen: set[bytes] = set()
+        self._encrypting: deque[Future[tuple[bytes, bytes]]] = deque()
+        self.new_chunks = 0
+        self.reused_chunks = 0
+
+    def _encrypt(self, chunk_id: bytes, data: bytes) -> tuple[bytes, bytes]:
+        flags = 0
+        stored = data
+        if self._compression:
+            stored, flags = chunk_format.compress(data, zstandard.ZstdCompressor(level=3))
+        return chunk_id, chunk_format.encode(self._keyring, chunk_id, stored, flags)
+
+    def admit(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Queue the chunks of ``batch`` (id, plaintext) that are not stored yet."""
+        unknown = [cid for cid, _ in batch if cid not in self._seen]
+        known = self._catalog.lookup_chunks(self._keyring.ring_id.hex(), unknown) if unknown else {}
+        for cid, data in batch:
+            if cid in self._seen or cid in known:
+                self.reused_chunks += 1
+                self._seen.add(cid)
+                continue
+            self._seen.add(cid)
+            self.new_chunks += 1
+            self._encrypting.append(self._pool.submit(self._encrypt, cid, data))
+        while len(self._encrypting) > self._window:
+            self._writer.add(*self._encrypting.popleft().result())
+
+    def drain(self) -> None:
+        """Hand every queued record to the pack writer."""
+        while self._encrypting:
+            self._writer.add(*self._encrypting.popleft().result())
+
+
+def push_file(src: SourceFile, chunker: Chunker, store: ChunkStore, keyring: Keyring,
+              pool: ThreadPoolExecutor, hasher_pool: ThreadPoolExecutor, progress: Progress | None,
+              window: int = 8) -> FileEntry:
+    """Chunk, hash and store one file; return its manifest entry."""
+    sha = hashlib.sha256()
+    chunk_list: list[tuple[bytes, int]] = []
+    pending: list[tuple[Future[bytes], Future[None], bytes]] = []
+    size = 0
+
+    def flush() -> None:
+        batch = []
+        for id_future, sha_future, data in pending:
+            sha_future.result()
+            batch.append((id_future.result(), data))
+        store.admit(batch)
+        chunk_list.extend((cid, len(data)) for cid, data in batch)
+        if progress:
+            progress(sum(len(d) for _, d in batch))
+        pending.clear()
+
+    try:
+        handle = src.path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read {src.path}: {exc.strerror}") from exc
+    with handle:
+        for data in chunker.chunks(handle):
+            size += len(data)
+            pending.append((pool.submit(keyring.chunk_id, data), hasher_pool.submit(sha.update, data), data))
+            if len(pending) >= window:
+                flush()
+        flush()
+    if size != src.size:
+        raise UsageError(f"{src.path} changed while it was being pushed; push again")
+    return FileEntry(src.name, size, src.mode, sha.digest(), tuple(chunk_list))

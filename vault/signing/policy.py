@@ -1,0 +1,335 @@
+"""Trust policy: which keys may sign which artifacts, signed by an admin key that clients pin.
+
+A policy is a list of rules ``{namespace glob, trusted keys, threshold}``. It is stored as a signed
+document, never as bare rows, so that whoever can write the catalog cannot add a trusted key: each
+client pins the admin key's fingerprint and ``verify_policy`` refuses a document that is unsigned,
+signed by another key, or whose signature does not verify.
+
+**Matching.** A rule's ``namespace`` is an ``fnmatch`` glob (case-sensitive; ``*`` also matches
+``/``) tested against the full artifact name ``namespace/name``, e.g. ``team/vision/*``. When
+several rules match, the most specific wins:
+
+1. the longest *literal prefix* (characters before the first ``*``, ``?`` or ``[``);
+2. then the fewest wildcard characters;
+3. then the longest pattern.
+
+Two matching rules that tie on all three are an ambiguous policy and are refused
+(``ConfigurationError``) rather than resolved arbitrarily. No matching rule means deny.
+
+**Threshold.** A rule trusts a set of keys and needs ``threshold`` *distinct* trusted keys with a
+valid signature over the same content (default 1). Signatures by keys outside the winning rule do
+not count, even if another rule trusts them.
+
+**Documents.** The policy payload is canonical JSON (sorted keys, no whitespace, UTF-8)::
+
+    {"type": "mlvault/trust-policy", "version": 1, "serial": 7,
+     "rules": [{"namespace": "team/vision/*", "threshold": 1,
+                "keys": [{"fingerprint": "<sha256 of DER SPKI>", "publicKey": "<PEM>"}]}]}
+
+``serial`` should grow with each edit so that a client can refuse a rollback to an older policy it
+has already seen. The signed document wraps it as::
+
+    {"mediaType": "application/vnd.mlvault.signed-trust-policy.v1+json",
+     "payload": "<base64 policy JSON>", "adminKey": "<PEM>", "signature": "<base64 DER ECDSA>"}
+
+The signature is over the DSSE PAE with payload type ``application/vnd.mlvault.trust-policy.v1+json``,
+so a policy signature can never be replayed as a model signature or the other way round.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import fnmatch
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from vault.errors import (
+    ConfigurationError,
+    MalformedSignatureError,
+    SignatureInvalidError,
+    UntrustedSignerError,
+    UsageError,
+)
+from vault.signing import keys
+from vault.signing.oms import Bundle, canonical_json, pae, strict_json
+from vault.signing.signers import Signer
+from vault.signing.verify import VerifiedStatement, verify_bundle
+
+POLICY_TYPE = "mlvault/trust-policy"
+POLICY_VERSION = 1
+POLICY_PAYLOAD_TYPE = "application/vnd.mlvault.trust-policy.v1+json"
+SIGNED_POLICY_MEDIA_TYPE = "application/vnd.mlvault.signed-trust-policy.v1+json"
+MAX_POLICY_BYTES = 4 * 1024 * 1024
+_WILDCARDS = "*?["
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustedKey:
+    """A public key a rule trusts, with its fingerprint."""
+
+    fingerprint: str
+    public_key_pem: bytes
+
+    @classmethod
+    def from_public_key(cls, key: ec.EllipticCurvePublicKey) -> TrustedKey:
+        """Build from a public key."""
+        return cls(keys.fingerprint(key), keys.public_key_pem(key))
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """Load the key itself."""
+        return keys.load_public_key_pem(self.public_key_pem, f"trusted key {self.fingerprint[:16]}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustRule:
+    """Keys trusted to sign artifacts whose name matches ``namespace``."""
+
+    namespace: str
+    keys: tuple[TrustedKey, ...]
+    threshold: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustPolicy:
+    """An ordered set of trust rules with a serial number."""
+
+    rules: tuple[TrustRule, ...]
+    serial: int = 1
+
+    def public_keys(self) -> list[ec.EllipticCurvePublicKey]:
+        """Every distinct key any rule trusts."""
+        seen: dict[str, ec.EllipticCurvePublicKey] = {}
+        for rule in self.rules:
+            for key in rule.keys:
+                seen.setdefault(key.fingerprint, key.public_key())
+        return list(seen.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustDecision:
+    """Why an artifact's signatures were accepted."""
+
+    artifact_name: str
+    rule: TrustRule
+    trusted_signers: tuple[str, ...]
+
+
+def specificity(glob: str) -> tuple[int, int, int]:
+    """Sort key of a glob: longer literal prefix, then fewer wildcards, then longer pattern wins."""
+    prefix = len(glob)
+    for i, char in enumerate(glob):
+        if char in _WILDCARDS:
+            prefix = i
+            break
+    return prefix, -sum(glob.count(c) for c in _WILDCARDS), len(glob)
+
+
+def select_rule(policy: TrustPolicy, artifact_name: str) -> TrustRule:
+    """Return the most specific rule matching ``artifact_name``; ``UntrustedSignerError`` if none."""
+    matching = [r for r in policy.rules if fnmatch.fnmatchcase(artifact_name, r.namespace)]
+    if not matching:
+        raise UntrustedSignerError(f"no trust rule covers {artifact_name!r}; add one to the trust policy")
+    matching.sort(key=lambda r: specificity(r.namespace), reverse=True)
+    if len(matching) > 1 and specificity(matching[0].namespace) == specificity(matching[1].namespace):
+        raise ConfigurationError(
+            f"trust policy is ambiguous for {artifact_name!r}: rules {matching[0].namespace!r} and "
+            f"{matching[1].namespace!r} are equally specific; make one of them more specific"
+        )
+    return matching[0]
+
+
+def evaluate(
+    policy: TrustPolicy, artifact_name: str, verified_signer_fingerprints: Collection[str]
+) -> TrustDecision:
+    """Decide whether verified signers satisfy the policy for ``artifact_name``."""
+    rule = select_rule(policy, artifact_name)
+    rule_keys = {k.fingerprint for k in rule.keys}
+    trusted = tuple(sorted(set(verified_signer_fingerprints) & rule_keys))
+    if not trusted:
+        elsewhere = sorted(
+            {
+                r.namespace
+                for r in policy.rules
+                if r is not rule and {k.fingerprint for k in r.keys} & set(verified_signer_fingerprints)
+            }
+        )
+        hint = f"; the signing key is trusted only for {', '.join(elsewhere)}" if elsewhere else ""
+        raise UntrustedSignerError(
+            f"signer not trusted for namespace {rule.namespace!r} ({artifact_name}){hint}"
+        )
+    if len(trusted) < rule.threshold:
+        raise UntrustedSignerError(
+            f"threshold {rule.threshold} not met: {len(trusted)} valid trusted signature"
+            f"{'s' if len(trusted) != 1 else ''} for {artifact_name!r} (rule {rule.namespace!r})"
+        )
+    return TrustDecision(artifact_name, rule, trusted)
+
+
+def verify_trusted(
+    bundles: Sequence[Bundle], policy: TrustPolicy, artifact_name: str
+) -> tuple[VerifiedStatement, TrustDecision]:
+    """Verify every bundle against the policy's keys and apply the policy for ``artifact_name``.
+
+    A bundle whose key hint names no key in the policy does not count; a bundle that names a
+    policy key but does not verify is tampering and fails the whole check. All verified bundles
+    must sign the same content.
+    """
+    if not bundles:
+        raise UntrustedSignerError(f"{artifact_name!r} has no signature")
+    policy_keys = policy.public_keys()
+    known_hints = {keys.key_hint(k) for k in policy_keys}
+    statements: list[VerifiedStatement] = []
+    unknown_hints: list[str] = []
+    for bundle in bundles:
+        if bundle.key_hint is not None and bundle.key_hint not in known_hints:
+            unknown_hints.append(bundle.key_hint)
+            continue
+        if not policy_keys:
+            break
+        statements.append(verify_bundle(bundle, policy_keys))
+    if not statements:
+        raise UntrustedSignerError(
+            f"{artifact_name!r} is signed only by keys that are not in the trust policy "
+            f"(hints {', '.join(h[:16] for h in unknown_hints)})"
+        )
+    first = statements[0]
+    if any(s.root_digest != first.root_digest for s in statements[1:]):
+        raise MalformedSignatureError(f"the signatures of {artifact_name!r} cover different content")
+    decision = evaluate(policy, artifact_name, [s.signer_fingerprint for s in statements])
+    return first, decision
+
+
+def policy_to_json(policy: TrustPolicy) -> bytes:
+    """Canonical JSON of a policy (the bytes the admin signs)."""
+    return canonical_json(
+        {
+            "type": POLICY_TYPE,
+            "version": POLICY_VERSION,
+            "serial": policy.serial,
+            "rules": [
+                {
+                    "namespace": rule.namespace,
+                    "threshold": rule.threshold,
+                    "keys": [
+                        {"fingerprint": k.fingerprint, "publicKey": k.public_key_pem.decode("ascii")}
+                        for k in rule.keys
+                    ],
+                }
+                for rule in policy.rules
+            ],
+        }
+    )
+
+
+def policy_from_json(data: bytes) -> TrustPolicy:
+    """Parse and check policy JSON; ``MalformedSignatureError`` on any problem."""
+    doc = _obj(strict_json(data, "trust policy"), "trust policy", {"type", "version", "serial", "rules"})
+    if doc["type"] != POLICY_TYPE or doc["version"] != POLICY_VERSION:
+        raise MalformedSignatureError(f"not a version {POLICY_VERSION} mlvault trust policy")
+    if not _is_int(doc["serial"]) or doc["serial"] < 0:
+        raise MalformedSignatureError("trust policy serial must be a non-negative integer")
+    if not isinstance(doc["rules"], list):
+        raise MalformedSignatureError("trust policy rules must be a list")
+    rules = tuple(_parse_rule(r) for r in doc["rules"])
+    globs = [r.namespace for r in rules]
+    if len(set(globs)) != len(globs):
+        raise MalformedSignatureError("trust policy lists the same namespace glob twice")
+    return TrustPolicy(rules, doc["serial"])
+
+
+def _parse_rule(value: object) -> TrustRule:
+    rule = _obj(value, "trust rule", {"namespace", "threshold", "keys"})
+    namespace, threshold, key_list = rule["namespace"], rule["threshold"], rule["keys"]
+    if not isinstance(namespace, str) or not 0 < len(namespace) <= 256:
+        raise MalformedSignatureError("trust rule namespace must be a non-empty glob")
+    if not isinstance(key_list, list) or not key_list:
+        raise MalformedSignatureError(f"trust rule {namespace!r} must list at least one key")
+    trusted = []
+    for entry in key_list:
+        item = _obj(entry, "trusted key", {"fingerprint", "publicKey"})
+        if not isinstance(item["publicKey"], str):
+            raise MalformedSignatureError("trusted key publicKey must be a PEM string")
+        try:
+            key = keys.load_public_key_pem(item["publicKey"].encode("ascii"))
+        except (UsageError, UnicodeEncodeError) as exc:
+            raise MalformedSignatureError(f"trust rule {namespace!r} holds an unusable key") from exc
+        if keys.fingerprint(key) != item["fingerprint"]:
+            raise MalformedSignatureError(f"trust rule {namespace!r}: fingerprint does not match its key")
+        trusted.append(TrustedKey.from_public_key(key))
+    if len({k.fingerprint for k in trusted}) != len(trusted):
+        raise MalformedSignatureError(f"trust rule {namespace!r} lists a key twice")
+    if not _is_int(threshold) or not 1 <= threshold <= len(trusted):
+        raise MalformedSignatureError(
+            f"trust rule {namespace!r}: threshold must be between 1 and {len(trusted)}"
+        )
+    return TrustRule(namespace, tuple(trusted), threshold)
+
+
+def sign_policy(policy: TrustPolicy, admin: Signer) -> bytes:
+    """Sign a policy with the admin key; returns the signed document."""
+    payload = policy_to_json(policy_from_json(policy_to_json(policy)))  # validate before signing
+    document = {
+        "mediaType": SIGNED_POLICY_MEDIA_TYPE,
+        "payload": base64.b64encode(payload).decode("ascii"),
+        "adminKey": admin.public_key_pem().decode("ascii"),
+        "signature": base64.b64encode(admin.sign(pae(POLICY_PAYLOAD_TYPE, payload))).decode("ascii"),
+    }
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def verify_policy(data: bytes, pinned_admin_fingerprints: Collection[str]) -> TrustPolicy:
+    """Return the policy in a signed document if a pinned admin key signed it."""
+    if not pinned_admin_fingerprints:
+        raise UsageError("no admin key is pinned: pin the admin key fingerprint before trusting a policy")
+    if len(data) > MAX_POLICY_BYTES:
+        raise MalformedSignatureError(f"trust policy is over the {MAX_POLICY_BYTES}-byte limit")
+    raw = strict_json(data, "signed trust policy")
+    if isinstance(raw, dict) and "rules" in raw:
+        raise MalformedSignatureError("trust policy is not signed: sign it with the admin key")
+    doc = _obj(raw, "signed trust policy", {"mediaType", "payload", "adminKey", "signature"})
+    if doc["mediaType"] != SIGNED_POLICY_MEDIA_TYPE:
+        raise MalformedSignatureError(f"unsupported signed policy media type {doc['mediaType']!r}")
+    if not isinstance(doc["adminKey"], str):
+        raise MalformedSignatureError("signed trust policy adminKey must be a PEM string")
+    try:
+        admin_key = keys.load_public_key_pem(doc["adminKey"].encode("ascii"), "policy admin key")
+    except (UsageError, UnicodeEncodeError) as exc:
+        raise MalformedSignatureError("signed trust policy holds an unusable admin key") from exc
+    admin_fp = keys.fingerprint(admin_key)
+    if admin_fp not in set(pinned_admin_fingerprints):
+        raise UntrustedSignerError(
+            f"trust policy is signed by key {admin_fp[:16]}, which is not the pinned admin key"
+        )
+    payload, signature = _b64(doc["payload"]), _b64(doc["signature"])
+    try:
+        admin_key.verify(signature, pae(POLICY_PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise SignatureInvalidError(
+            "trust policy signature does not verify: the policy was modified"
+        ) from exc
+    return policy_from_json(payload)
+
+
+def _obj(value: object, what: str, fields: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != fields:
+        raise MalformedSignatureError(f"{what} must be an object with exactly the fields {sorted(fields)}")
+    return value
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _b64(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise MalformedSignatureError("signed trust policy fields must be base64 strings")
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, ValueError) as exc:
+        raise MalformedSignatureError("signed trust policy holds invalid base64") from exc

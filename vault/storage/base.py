@@ -1,0 +1,90 @@
+"""The storage backend interface: a flat, write-once key → bytes store.
+
+A backend knows nothing about encryption, packs or catalogs. It stores opaque objects
+under validated keys (``packs/ab/<id>``, ``manifests/<id>``, ``keys/<ring>/<slot>``,
+``config``) and never overwrites one: ``put`` of an existing key raises
+:class:`ObjectExistsError` (the caller decides whether that is fine, e.g. for a
+content-addressed object). Only garbage collection calls ``delete``.
+
+Every backend maps its own failures onto the exception tree: a missing object is
+:class:`vault.errors.NotFoundError`, anything that means "cannot talk to the store"
+is :class:`vault.errors.StorageUnavailableError`. SDK types never leak out.
+
+Keys are validated by :func:`validate_key` before any I/O, so a hostile name cannot
+reach the filesystem or a URL path.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+from vault.errors import ConflictError, UsageError
+
+_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}(/[a-z0-9][a-z0-9._-]{0,127}){0,7}$")
+
+
+class ObjectExistsError(ConflictError):
+    """``put`` was asked to overwrite an existing object."""
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a well-formed object key, else raise UsageError.
+
+    Keys are lower-case ASCII path segments: no empty segment, no ``.``/``..``, no
+    leading slash, at most eight segments of 128 characters.
+    """
+    if not _KEY_RE.match(key) or any(part in {".", ".."} for part in key.split("/")):
+        raise UsageError(f"invalid storage key {key!r}")
+    return key
+
+
+class Backend(ABC):
+    """A write-once object store. Implementations: memory, local directory, S3."""
+
+    url: str
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` durably; raise ObjectExistsError if it exists."""
+
+    @abstractmethod
+    def put_file(self, key: str, path: Path) -> None:
+        """Store the file at ``path`` under ``key`` and consume (delete) the file.
+
+        Streams the file; never loads it whole. Raises ObjectExistsError if ``key`` exists
+        (the file is still removed).
+        """
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the whole object (for small objects: config, slots, manifests)."""
+
+    @abstractmethod
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``offset``; fewer only if the object is shorter."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Return the object's size in bytes; NotFoundError if it does not exist."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Return whether ``key`` exists."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete ``key``; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield every key that starts with ``prefix``, in no particular order."""
+
+    def spool_dir(self) -> Path | None:
+        """A directory for temporary files that ``put_file`` can consume cheaply, or None."""
+        return None
+
+    def close(self) -> None:
+        """Release connections and thread pools."""

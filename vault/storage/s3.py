@@ -1,0 +1,568 @@
+"""S3 backend (``s3://bucket/prefix``) for AWS and S3-compatible stores.
+
+Design:
+
+- **One client, many threads.** A single botocore client (thread-safe) is built at
+  construction from a ``boto3.session.Session(profile_name=..., region_name=...)``, so
+  credentials and region come from the standard AWS chain. Its connection pool and the
+  backend's small worker pool (multipart parts, coalesced range reads) are sized by
+  :attr:`S3Tuning.max_concurrency`, because the vault core calls ``get_range`` and
+  ``put_file`` from several threads at once.
+- **Secure transport.** HTTPS with certificate verification (never disabled; a private CA
+  goes through ``AWS_CA_BUNDLE``). A plain ``http://`` endpoint is refused unless its host
+  is loopback or the caller passes ``allow_insecure_http``; in the latter case, for a
+  non-loopback host, the backend sets :attr:`S3Backend.warning` to a one-line text that
+  the CLI prints. The library never calls ``warnings.warn`` (tests run with warnings as
+  errors, and the CLI owns user-facing output).
+- **The bucket must exist.** Construction does a HeadBucket: 404 is
+  :class:`NotFoundError`, 403 is :class:`StorageUnavailableError`, both naming the bucket.
+  mlvault never creates buckets.
+- **Write-once by conditional write.** ``put`` and small ``put_file`` use a PUT with
+  ``If-None-Match: *``; large ``put_file`` is a manual multipart upload (bounded part
+  buffers: at most ``parts_in_flight`` parts of ``part_size`` in memory per call) whose
+  CompleteMultipartUpload carries ``If-None-Match: *``. A 412 becomes
+  :class:`ObjectExistsError`. Every write carries a random ``x-amz-meta-mlvault-put-id``
+  token: when a retried write gets 412 (the first attempt may have succeeded and only its
+  response was lost), a HEAD compares the token, so our own earlier attempt is not
+  mistaken for a conflicting writer. Failed multipart uploads are aborted best-effort;
+  a bucket lifecycle rule ``AbortIncompleteMultipartUpload`` cleans up after crashes.
+- **Retries.** botocore retries throttling, 5xx and connection errors with exponential
+  backoff and jitter (``standard`` or ``adaptive`` mode, :class:`S3Tuning`). A response
+  body cut off mid-stream is outside botocore's retry loop, so reads retry that here.
+  When retries are exhausted the error is :class:`StorageUnavailableError` saying how
+  often it was retried. No botocore type or exception leaves this module.
+- **Range reads.** ``get_range`` is one ranged GET; ``get_ranges`` groups neighbouring
+  ranges with :func:`coalesce_ranges` so that reading many chunks of one pack costs few
+  requests. ``list`` pages through ListObjectsV2 and is for maintenance (gc, backup),
+  never for push/pull.
+
+Note for operators: without ``s3:ListBucket`` permission, S3 answers 403 instead of 404
+for a missing object, which surfaces here as "access denied".
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import ipaddress
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    SSLError,
+)
+
+from vault.errors import MlvaultError, NotFoundError, StorageUnavailableError, UsageError
+from vault.storage.base import Backend, ObjectExistsError, validate_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+    from vault.storage import StorageOptions
+
+MiB = 1 << 20
+_PUT_ID = "mlvault-put-id"
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+_THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
+_MAX_PARTS = 10_000
+_CONFLICT_ATTEMPTS = 3  # S3 answers 409 ConditionalRequestConflict to racing conditional writes
+
+
+@dataclass(frozen=True)
+class S3Tuning:
+    """Retry, timeout and concurrency knobs; the defaults suit AWS, tests shrink them."""
+
+    max_attempts: int = 6  # per request, the first one included
+    retry_mode: Literal["standard", "adaptive"] = "standard"
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_concurrency: int = 16  # connection pool size and worker threads
+    multipart_threshold: int = 64 * MiB  # put_file above this size uses multipart
+    part_size: int = 16 * MiB  # at least 5 MiB (S3 minimum for all but the last part)
+    parts_in_flight: int = 4  # per put_file call; bounds its memory to parts_in_flight * part_size
+    coalesce_gap: int = 1 * MiB  # get_ranges: read through gaps up to this size
+    coalesce_max: int = 32 * MiB  # get_ranges: never merge into a GET longer than this
+
+
+@dataclass(frozen=True)
+class RangeGroup:
+    """One GET covering several requested ranges; ``members`` index the request list."""
+
+    offset: int
+    length: int
+    members: tuple[int, ...]
+
+
+def coalesce_ranges(
+    ranges: Sequence[tuple[int, int]], *, max_gap: int = 1 * MiB, max_length: int = 32 * MiB
+) -> builtins.list[RangeGroup]:
+    """Group ``(offset, length)`` ranges that overlap or are at most ``max_gap`` apart.
+
+    Groups are sorted by offset and never longer than ``max_length`` unless a single
+    requested range is (so two groups overlap only where that cap split them). Every
+    input index appears in exactly one group.
+    """
+    groups: builtins.list[RangeGroup] = []
+    start = end = 0
+    members: builtins.list[int] = []
+    for index in sorted(range(len(ranges)), key=lambda i: ranges[i][0]):
+        offset, length = ranges[index]
+        if offset < 0 or length < 0:
+            raise UsageError(f"invalid byte range (offset {offset}, length {length})")
+        if members and offset <= end + max_gap and max(end, offset + length) - start <= max_length:
+            end = max(end, offset + length)
+            members.append(index)
+            continue
+        if members:
+            groups.append(RangeGroup(start, end - start, tuple(members)))
+        start, end, members = offset, offset + length, [index]
+    if members:
+        groups.append(RangeGroup(start, end - start, tuple(members)))
+    return groups
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """Split ``s3://bucket/prefix`` into a validated bucket name and prefix (no slashes at the ends)."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment:
+        raise UsageError(f"invalid S3 URL {url!r}: expected s3://bucket/prefix")
+    bucket, prefix = parsed.netloc, parsed.path.strip("/")
+    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+        raise UsageError(f"invalid S3 bucket name {bucket!r} in {url!r}")
+    if prefix and not all(
+        _PREFIX_SEGMENT_RE.match(part) and part not in {".", ".."} for part in prefix.split("/")
+    ):
+        raise UsageError(
+            f"invalid S3 prefix {prefix!r} in {url!r}: use letters, digits, '.', '_', '-' and '/'"
+        )
+    return bucket, prefix
+
+
+def check_endpoint(endpoint_url: str | None, *, allow_insecure_http: bool) -> str | None:
+    """Refuse plain HTTP to a non-loopback host unless allowed; return a warning text if allowed."""
+    if endpoint_url is None:
+        return None
+    parsed = urlparse(endpoint_url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UsageError(f"invalid S3 endpoint {endpoint_url!r}: expected https://host[:port]")
+    if parsed.scheme == "https" or _is_loopback(parsed.hostname):
+        return None
+    if not allow_insecure_http:
+        raise UsageError(
+            f"refusing plain-HTTP S3 endpoint {endpoint_url}: use https://, "
+            "or pass --allow-insecure-http if this network is trusted"
+        )
+    return f"S3 endpoint {endpoint_url} uses plain HTTP: request metadata is visible on the network"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _retries(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+
+
+def _is_key(key: str) -> bool:
+    try:
+        validate_key(key)
+    except UsageError:
+        return False
+    return True
+
+
+class S3Backend(Backend):
+    """Objects under ``prefix/`` in one S3 bucket; see the module docstring."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        session: boto3.session.Session | None = None,
+        endpoint_url: str | None = None,
+        allow_insecure_http: bool = False,
+        tuning: S3Tuning | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        parse_s3_url(self.url)
+        self.warning: str | None = check_endpoint(endpoint_url, allow_insecure_http=allow_insecure_http)
+        self.tuning = tuning or S3Tuning()
+        if self.tuning.part_size < 5 * MiB:
+            raise UsageError("S3 part size must be at least 5 MiB")
+        self._root = f"{self.prefix}/" if self.prefix else ""
+        self._endpoint = endpoint_url or "AWS S3"
+        config = Config(
+            retries={"mode": self.tuning.retry_mode, "total_max_attempts": self.tuning.max_attempts},
+            connect_timeout=self.tuning.connect_timeout,
+            read_timeout=self.tuning.read_timeout,
+            max_pool_connections=self.tuning.max_concurrency + 4,
+            user_agent_extra="mlvault",
+        )
+        session = session or boto3.session.Session()
+        # verify is left at None: botocore then always verifies TLS, honouring AWS_CA_BUNDLE.
+        self._client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        try:
+            self._check_bucket()
+        except BaseException:
+            self._client.close()
+            raise
+        self._pool = ThreadPoolExecutor(self.tuning.max_concurrency, thread_name_prefix="mlvault-s3")
+
+    @classmethod
+    def from_url(cls, url: str, options: StorageOptions, *, tuning: S3Tuning | None = None) -> S3Backend:
+        """Open ``s3://bucket/prefix`` with credentials and region from the AWS chain."""
+        bucket, prefix = parse_s3_url(url)
+        check_endpoint(options.endpoint_url, allow_insecure_http=options.allow_insecure_http)
+        try:
+            session = boto3.session.Session(profile_name=options.profile, region_name=options.region)
+        except ProfileNotFound as exc:
+            raise UsageError(f"AWS profile {options.profile!r} not found: check ~/.aws/config") from exc
+        return cls(
+            bucket,
+            prefix,
+            session=session,
+            endpoint_url=options.endpoint_url,
+            allow_insecure_http=options.allow_insecure_http,
+            tuning=tuning,
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _name(self, key: str) -> str:
+        return self._root + validate_key(key)
+
+    def _check_bucket(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise NotFoundError(
+                    f"bucket {self.bucket} does not exist at {self._endpoint}: "
+                    "create it first (mlvault never creates buckets) or fix the URL"
+                ) from None
+            if _status(exc) == 403:
+                raise StorageUnavailableError(
+                    f"access denied to bucket {self.bucket}: check credentials "
+                    "(profile, AWS_* environment, instance role) and the bucket policy"
+                ) from None
+            raise self._error(exc, "HeadBucket", None) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, "HeadBucket", None) from exc
+
+    def _error(self, exc: Exception, operation: str, key: str | None) -> MlvaultError:
+        """Map a botocore failure onto the mlvault exception tree."""
+        target = f"{self.url}/{key}" if key else self.url
+        if isinstance(exc, ClientError):
+            status, code = _status(exc), _code(exc)
+            if code == "NoSuchBucket":
+                return NotFoundError(f"bucket {self.bucket} does not exist at {self._endpoint}")
+            if status == 404 or code in {"NoSuchKey", "NotFound"}:
+                return NotFoundError(f"object {key} not found in {self.url}")
+            if status == 403:
+                return StorageUnavailableError(
+                    f"access denied to bucket {self.bucket} ({operation} {target}): "
+                    "check credentials and the bucket policy"
+                )
+            if status >= 500 or status == 429 or code in _THROTTLE_CODES:
+                return StorageUnavailableError(
+                    f"storage unavailable: {operation} {target} failed with {status} {code} "
+                    f"(retried {_retries(exc)} times)"
+                )
+            message = exc.response.get("Error", {}).get("Message", "")
+            return StorageUnavailableError(f"storage refused {operation} {target}: {status} {code} {message}")
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+            return StorageUnavailableError(
+                f"no usable AWS credentials for {self.url}: configure a profile, AWS_* environment "
+                f"variables or an instance role ({exc})"
+            )
+        if isinstance(exc, SSLError):
+            return StorageUnavailableError(
+                f"TLS verification failed for {self._endpoint}: {exc} (set AWS_CA_BUNDLE for a private CA)"
+            )
+        if isinstance(exc, ConnectionError | HTTPClientError):
+            return StorageUnavailableError(
+                f"storage unavailable: {operation} {target}: cannot reach {self._endpoint}: {exc} "
+                f"(retried {self.tuning.max_attempts - 1} times)"
+            )
+        return StorageUnavailableError(f"storage error: {operation} {target}: {exc}")
+
+    def _written_by(self, name: str, token: str) -> bool:
+        """Whether the object ``name`` was written by the put carrying ``token``."""
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=name)
+        except (ClientError, BotoCoreError):
+            return False
+        return head.get("Metadata", {}).get(_PUT_ID) == token
+
+    def _write_once(
+        self, key: str, name: str, operation: str, token: str, call: Callable[[], object]
+    ) -> None:
+        """Run a conditional write; 412 → ObjectExistsError unless our own earlier attempt won."""
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                call()
+                return
+            except ClientError as exc:
+                if _status(exc) == 412:
+                    if _retries(exc) and self._written_by(name, token):
+                        return
+                    raise ObjectExistsError(f"object {key} already exists") from None
+                if _code(exc) == "ConditionalRequestConflict" and attempt < _CONFLICT_ATTEMPTS:
+                    continue
+                raise self._error(exc, operation, key) from exc
+            except BotoCoreError as exc:
+                raise self._error(exc, operation, key) from exc
+
+    def _read(self, key: str, name: str, offset: int | None = None, length: int = 0) -> bytes:
+        """GET an object or a byte range, retrying a body that is cut off mid-stream."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": name}
+        operation = "GetObject"
+        if offset is not None:
+            args["Range"] = f"bytes={offset}-{offset + length - 1}"
+            operation = f"GetObject(bytes {offset}+{length})"
+        attempt = 1
+        while True:
+            try:
+                response = self._client.get_object(**args)
+            except ClientError as exc:
+                if _status(exc) == 416:  # the range starts at or past the end of the object
+                    return b""
+                raise self._error(exc, operation, key) from exc
+            except BotoCoreError as exc:
+                raise self._error(exc, operation, key) from exc
+            body = response["Body"]
+            try:
+                return body.read()
+            except BotoCoreError as exc:
+                if attempt >= self.tuning.max_attempts:
+                    raise self._error(exc, operation, key) from exc
+            finally:
+                body.close()
+            time.sleep(min(2.0 ** (attempt - 1), 20.0) * secrets.randbelow(1000) / 1000)  # full jitter
+            attempt += 1
+
+    # -- the Backend interface -------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` with a conditional PUT."""
+        name = self._name(key)
+        token = secrets.token_hex(16)
+        self._write_once(
+            key,
+            name,
+            "PutObject",
+            token,
+            lambda: self._client.put_object(
+                Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*", Metadata={_PUT_ID: token}
+            ),
+        )
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload ``path`` (single PUT or multipart) and delete it."""
+        name = self._name(key)
+        try:
+            size = path.stat().st_size
+            if size <= self.tuning.multipart_threshold:
+                token = secrets.token_hex(16)
+                with path.open("rb") as handle:
+
+                    def put() -> object:
+                        handle.seek(0)
+                        return self._client.put_object(
+                            Bucket=self.bucket,
+                            Key=name,
+                            Body=handle,
+                            IfNoneMatch="*",
+                            Metadata={_PUT_ID: token},
+                        )
+
+                    self._write_once(key, name, "PutObject", token, put)
+            else:
+                self._put_multipart(key, name, path, size)
+        except OSError as exc:
+            raise StorageUnavailableError(f"cannot read {path}: {exc.strerror}") from exc
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _put_multipart(self, key: str, name: str, path: Path, size: int) -> None:
+        token = secrets.token_hex(16)
+        part_size = max(self.tuning.part_size, -(-size // _MAX_PARTS))
+        try:
+            upload_id = self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=name, Metadata={_PUT_ID: token}
+            )["UploadId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "CreateMultipartUpload", key) from exc
+        try:
+            parts = self._upload_parts(key, name, upload_id, path, part_size)
+            self._write_once(
+                key,
+                name,
+                "CompleteMultipartUpload",
+                token,
+                lambda: self._client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=name,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                    IfNoneMatch="*",
+                ),
+            )
+        except BaseException:
+            with contextlib.suppress(ClientError, BotoCoreError):  # best effort; a lifecycle rule cleans up
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
+            raise
+
+    def _upload_parts(
+        self, key: str, name: str, upload_id: str, path: Path, part_size: int
+    ) -> builtins.list[CompletedPartTypeDef]:
+        """Upload the parts of ``path`` with at most ``parts_in_flight`` buffers alive."""
+        done: builtins.list[CompletedPartTypeDef] = []
+        pending: set[Future[CompletedPartTypeDef]] = set()
+
+        def collect(futures: set[Future[CompletedPartTypeDef]]) -> None:
+            for future in futures:
+                pending.discard(future)
+                done.append(future.result())
+
+        try:
+            with path.open("rb") as handle:
+                number = 1
+                while block := handle.read(part_size):
+                    if len(pending) >= self.tuning.parts_in_flight:
+                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        collect(finished)
+                    pending.add(self._pool.submit(self._upload_part, key, name, upload_id, number, block))
+                    number += 1
+            collect(set(wait(pending).done))
+        finally:
+            for future in pending:
+                future.cancel()
+            wait(pending)  # on failure, let running parts finish before the upload is aborted
+        return sorted(done, key=lambda part: part["PartNumber"])
+
+    def _upload_part(
+        self, key: str, name: str, upload_id: str, number: int, block: bytes
+    ) -> CompletedPartTypeDef:
+        try:
+            response = self._client.upload_part(
+                Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=block
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, f"UploadPart({number})", key) from exc
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def get(self, key: str) -> bytes:
+        """Return the whole object."""
+        return self._read(key, self._name(key))
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``offset`` with one ranged GET."""
+        name = self._name(key)
+        if offset < 0 or length < 0:
+            raise UsageError(f"invalid byte range (offset {offset}, length {length})")
+        if length == 0:
+            self.size(key)
+            return b""
+        return self._read(key, name, offset, length)
+
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> builtins.list[bytes]:
+        """Return the bytes of each ``(offset, length)`` range, merging neighbours into few GETs."""
+        name = self._name(key)
+        groups = [
+            group
+            for group in coalesce_ranges(
+                ranges, max_gap=self.tuning.coalesce_gap, max_length=self.tuning.coalesce_max
+            )
+            if group.length
+        ]
+        if not groups:
+            self.size(key)
+            return [b""] * len(ranges)
+
+        def fetch(group: RangeGroup) -> bytes:
+            return self._read(key, name, group.offset, group.length)
+
+        blobs = builtins.list(self._pool.map(fetch, groups)) if len(groups) > 1 else [fetch(groups[0])]
+        out = [b""] * len(ranges)
+        for group, blob in zip(groups, blobs, strict=True):
+            view = memoryview(blob)
+            for index in group.members:
+                offset, length = ranges[index]
+                start = offset - group.offset
+                out[index] = bytes(view[start : start + length])
+        return out
+
+    def size(self, key: str) -> int:
+        """Return the object's size from a HEAD."""
+        try:
+            return self._client.head_object(Bucket=self.bucket, Key=self._name(key))["ContentLength"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "HeadObject", key) from exc
+
+    def exists(self, key: str) -> bool:
+        """Return whether the object exists (one HEAD)."""
+        try:
+            self.size(key)
+        except NotFoundError:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        """Delete the object; S3 treats a missing key as success."""
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "DeleteObject", key) from exc
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Yield keys under ``prefix`` (ListObjectsV2; not for the push/pull hot path)."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._root + prefix):
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self._root) :]
+                    if _is_key(key):
+                        yield key
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "ListObjectsV2", prefix or None) from exc
+
+    def close(self) -> None:
+        """Stop the worker threads and close the connection pool."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
