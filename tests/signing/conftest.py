@@ -89,16 +89,6 @@ def signed_model(
     return model_dir, bundle_path
 
 
-def load_doc(path: Path) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(path.read_bytes())
-    return doc
-
-
-def decoded_payload(doc: dict[str, Any]) -> dict[str, Any]:
-    payload: dict[str, Any] = json.loads(base64.b64decode(doc["dsseEnvelope"]["payload"]))
-    return payload
-
-
 @pytest.fixture
 def kms_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A moto KMS client whose Sign honours MessageType=DIGEST, as real KMS does.

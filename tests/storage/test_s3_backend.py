@@ -56,7 +56,8 @@ def test_parse_s3_url(url: str, expected: tuple[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["s3://", "s3://B", "s3://Bucket/x", "s3://bucket/a//b", "s3://bucket/../x", "s3://b/x?y=1", "file:///x"]
+    "url",
+    ["s3://", "s3://B", "s3://Bucket/x", "s3://bucket/a//b", "s3://bucket/../x", "s3://b/x?y=1", "file:///x"],
 )
 def test_parse_s3_url_refuses_malformed(url: str) -> None:
     with pytest.raises(UsageError):
@@ -65,7 +66,13 @@ def test_parse_s3_url_refuses_malformed(url: str) -> None:
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["http://127.0.0.1:9000", "http://127.9.9.9", "http://localhost:4566", "http://[::1]:9000", "https://s3.example"],
+    [
+        "http://127.0.0.1:9000",
+        "http://127.9.9.9",
+        "http://localhost:4566",
+        "http://[::1]:9000",
+        "https://s3.example",
+    ],
 )
 def test_secure_or_loopback_endpoints_need_no_flag(endpoint: str) -> None:
     assert check_endpoint(endpoint, allow_insecure_http=False) is None
@@ -92,7 +99,9 @@ def test_loopback_http_backend_has_no_warning(store: S3Backend) -> None:
 
 def test_unknown_profile_is_a_usage_error(moto_endpoint: str) -> None:
     with pytest.raises(UsageError, match="no-such-profile"):
-        S3Backend.from_url("s3://bucket/v", StorageOptions(endpoint_url=moto_endpoint, profile="no-such-profile"))
+        S3Backend.from_url(
+            "s3://bucket/v", StorageOptions(endpoint_url=moto_endpoint, profile="no-such-profile")
+        )
 
 
 def test_missing_credentials(moto_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,12 +121,16 @@ def test_missing_bucket_is_not_found_and_named(moto_endpoint: str) -> None:
 
 def test_wrong_credentials_are_access_denied(fault_proxy: FaultProxy, s3_bucket: str) -> None:
     fault_proxy.deny = True
-    with pytest.raises(StorageUnavailableError, match=f"access denied to bucket {s3_bucket}: check credentials"):
+    with pytest.raises(
+        StorageUnavailableError, match=f"access denied to bucket {s3_bucket}: check credentials"
+    ):
         S3Backend.from_url(f"s3://{s3_bucket}/vault", StorageOptions(endpoint_url=fault_proxy.endpoint_url))
 
 
 def test_access_denied_after_open(fault_proxy: FaultProxy, s3_bucket: str) -> None:
-    store = S3Backend.from_url(f"s3://{s3_bucket}/vault", StorageOptions(endpoint_url=fault_proxy.endpoint_url))
+    store = S3Backend.from_url(
+        f"s3://{s3_bucket}/vault", StorageOptions(endpoint_url=fault_proxy.endpoint_url)
+    )
     try:
         store.put("config", b"c")
         fault_proxy.deny = True
@@ -155,7 +168,9 @@ def test_hostile_keys_never_reach_s3(s3_bucket: str, fault_proxy: FaultProxy) ->
     store.close()
 
 
-def test_multipart_put_file_round_trip(multipart_store: S3Backend, tmp_path: Path, s3_admin: S3Client) -> None:
+def test_multipart_put_file_round_trip(
+    multipart_store: S3Backend, tmp_path: Path, s3_admin: S3Client
+) -> None:
     payload = os.urandom(13 * MiB + 123)
     src = tmp_path / "big.bin"
     src.write_bytes(payload)
@@ -198,7 +213,15 @@ def test_get_ranges_matches_get_range_and_uses_few_requests(
     try:
         payload = os.urandom(3 * MiB)
         store.put("packs/cc/p", payload)
-        ranges = [(0, 10), (100, 50), (120, 10), (2 * MiB, 1000), (2 * MiB + 70_000, 5), (3 * MiB - 3, 10), (5, 0)]
+        ranges = [
+            (0, 10),
+            (100, 50),
+            (120, 10),
+            (2 * MiB, 1000),
+            (2 * MiB + 70_000, 5),
+            (3 * MiB - 3, 10),
+            (5, 0),
+        ]
         ranges += [(3 * MiB + 5, 4)]  # wholly past the end
         before = fault_proxy.requests
         got = store.get_ranges("packs/cc/p", ranges)

@@ -16,7 +16,10 @@ def test_empty() -> None:
 
 def test_neighbours_within_the_gap_merge() -> None:
     assert coalesce_ranges([(0, 10), (15, 5)], max_gap=5) == [RangeGroup(0, 20, (0, 1))]
-    assert coalesce_ranges([(0, 10), (16, 5)], max_gap=5) == [RangeGroup(0, 10, (0,)), RangeGroup(16, 5, (1,))]
+    assert coalesce_ranges([(0, 10), (16, 5)], max_gap=5) == [
+        RangeGroup(0, 10, (0,)),
+        RangeGroup(16, 5, (1,)),
+    ]
 
 
 def test_adjacent_overlapping_and_contained_ranges_merge() -> None:

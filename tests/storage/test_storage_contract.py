@@ -93,7 +93,13 @@ def test_hostile_keys_are_refused_before_io(backend: Backend, key: str) -> None:
 
 
 def test_validate_key_accepts_layout_keys() -> None:
-    for key in ("config", "packs/0a/" + "f" * 64, "manifests/" + "1" * 32, "keys/ring/slot-1", "snapshots/s1"):
+    for key in (
+        "config",
+        "packs/0a/" + "f" * 64,
+        "manifests/" + "1" * 32,
+        "keys/ring/slot-1",
+        "snapshots/s1",
+    ):
         assert validate_key(key) == key
 
 

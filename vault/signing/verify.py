@@ -66,15 +66,18 @@ def read_bundle_file(path: Path | str, max_bytes: int = MAX_BUNDLE_BYTES) -> byt
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError as exc:
         raise NotFoundError(f"signature file not found: {path}") from exc
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise MalformedSignatureError(f"signature file {path} is not a regular file")
         if st.st_size > max_bytes:
             raise MalformedSignatureError(
                 f"signature file {path} is {st.st_size} bytes, over the {max_bytes}-byte limit"
             )
-        data = fh.read(max_bytes + 1)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise MalformedSignatureError(f"signature file {path} is over the {max_bytes}-byte limit")
     return data

@@ -1,0 +1,1 @@
+"""The ``mlvault`` command line: a thin Typer layer over :mod:`vault`."""
