@@ -1,0 +1,41 @@
+# mlvault developer entry points. Everything works from a fresh clone: the first target
+# that needs it creates .venv and installs the project with its test extras.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: install test lint typecheck unit demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,interop]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check vault cli migrations tests benchmarks
+	$(BIN)/ruff format --check vault cli
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	MLVAULT_TEST_POSTGRES_URL=$${MLVAULT_TEST_POSTGRES_URL-$(PG_URL)} \
+		$(BIN)/python -m pytest --cov=vault --cov=cli --cov-report=term:skip-covered -q
+
+# The README's test command: lint, types, then the whole suite (SQLite, PostgreSQL, moto S3).
+test: lint typecheck unit
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_local.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage
