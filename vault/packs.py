@@ -43,6 +43,7 @@ class PackWriter:
         self._pool = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="pack-upload")
         self._slots = threading.BoundedSemaphore(uploads + 1)
         self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
         self._file: BinaryIO | None = None
         self._path: Path | None = None
         self._pack_id = b""
@@ -52,15 +53,16 @@ class PackWriter:
         self.packs_written = 0
 
     def add(self, chunk_id: bytes, record: bytes) -> None:
-        """Append one encrypted chunk record."""
-        if self._file is None:
-            self._open()
-        assert self._file is not None
-        self._file.write(record)
-        self._entries.append(pack_format.TrailerEntry(chunk_id, self._offset, len(record)))
-        self._offset += len(record)
-        if self._offset >= self._target or len(self._entries) >= pack_format.MAX_ENTRIES:
-            self._seal()
+        """Append one encrypted chunk record (thread-safe; workers call it directly)."""
+        with self._lock:
+            if self._file is None:
+                self._open()
+            assert self._file is not None
+            self._file.write(record)
+            self._entries.append(pack_format.TrailerEntry(chunk_id, self._offset, len(record)))
+            self._offset += len(record)
+            if self._offset >= self._target or len(self._entries) >= pack_format.MAX_ENTRIES:
+                self._seal()
 
     def _open(self) -> None:
         self._pack_id = new_id()
@@ -111,8 +113,9 @@ class PackWriter:
     def finish(self) -> None:
         """Seal the open pack and wait until every pack is stored and indexed."""
         try:
-            if self._file is not None:
-                self._seal()
+            with self._lock:
+                if self._file is not None:
+                    self._seal()
             for fut in self._pending:
                 fut.result()
         finally:

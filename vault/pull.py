@@ -26,6 +26,7 @@ import zstandard
 from vault.catalog import ChunkLocation
 from vault.crypto.keyring import Keyring
 from vault.errors import (
+    ConfigurationError,
     DestinationExistsError,
     IntegrityError,
     MlvaultError,
@@ -49,7 +50,7 @@ def plan_destination(manifest: Manifest, dest: Path) -> Path:
     ``dest`` under its own name when ``dest`` is an existing directory.
     """
     if manifest.root == "file" and dest.is_dir():
-        dest = dest / manifest.files[0].path
+        dest = dest / check_path(manifest.files[0].path)  # checked before it picks a directory
     if dest.exists() or dest.is_symlink():
         raise DestinationExistsError(f"{dest} already exists; choose another destination or remove it")
     if not dest.parent.is_dir():
@@ -71,7 +72,12 @@ class ChunkFetcher:
             record = self._backend.get_range(pack_key(where.pack_id), where.offset, where.length)
         except NotFoundError as exc:
             raise IntegrityError(f"pack {where.pack_id} is missing from storage") from exc
-        return chunk_format.decode(record, self._keyring, chunk_id, zstandard.ZstdDecompressor())
+        try:
+            return chunk_format.decode(record, self._keyring, chunk_id, zstandard.ZstdDecompressor())
+        except ConfigurationError as exc:
+            # The vault's config pins the format, so a record the index points at that claims an
+            # unknown version or suite was altered (a flipped byte): integrity, not configuration.
+            raise IntegrityError(f"chunk record damaged ({exc})") from exc
 
     def submit(self, chunk_id: bytes, where: ChunkLocation) -> Future[bytes]:
         """Fetch a chunk in the background."""
@@ -79,10 +85,15 @@ class ChunkFetcher:
 
 
 def write_file(entry: FileEntry, target: Path, fetcher: ChunkFetcher, locate: Locate,
-               progress: Progress | None, window: int = 8) -> bytes:
-    """Write one file from its chunks; return its verified SHA-256 (raw)."""
+               progress: Progress | None, hasher: ThreadPoolExecutor, window: int = 8) -> bytes:
+    """Write one file from its chunks; return its verified SHA-256 (raw).
+
+    The SHA-256 runs on ``hasher`` (one thread, so updates stay in order) while this
+    thread writes, so hashing, decrypting and writing overlap.
+    """
     locations = locate([cid for cid, _ in entry.chunks])
     sha = hashlib.sha256()
+    hashing: deque[Future[None]] = deque()
     in_flight: deque[tuple[Future[bytes], int]] = deque()
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     written = 0
@@ -105,12 +116,14 @@ def write_file(entry: FileEntry, target: Path, fetcher: ChunkFetcher, locate: Lo
             if len(data) != size:
                 raise IntegrityError("a chunk has the wrong size")
             out.write(data)
-            sha.update(data)
+            hashing.append(hasher.submit(sha.update, data))
+            while len(hashing) > window:
+                hashing.popleft().result()
             written += len(data)
             if progress:
                 progress(len(data))
-        out.flush()
-        os.fsync(out.fileno())
+        while hashing:
+            hashing.popleft().result()
     digest = sha.digest()
     if written != entry.size or not hmac.compare_digest(digest, entry.sha256):
         raise IntegrityError("content does not match its SHA-256")
@@ -124,6 +137,7 @@ def materialize(manifest: Manifest, dest: Path, fetcher: ChunkFetcher, locate: L
     dest = plan_destination(manifest, dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:40]}.mlvault-", dir=dest.parent))
     digests: dict[str, bytes] = {}
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     try:
         root = staging / "tree"
         root.mkdir()
@@ -133,7 +147,7 @@ def materialize(manifest: Manifest, dest: Path, fetcher: ChunkFetcher, locate: L
             target = root / check_path(entry.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                digests[entry.path] = write_file(entry, target, fetcher, locate, progress)
+                digests[entry.path] = write_file(entry, target, fetcher, locate, progress, hasher)
             except (IntegrityError, StorageUnavailableError) as exc:
                 raise type(exc)(f"{entry.path}: {exc}") from exc
         for directory in sorted(manifest.dirs, key=lambda d: d.path.count("/"), reverse=True):
@@ -145,9 +159,11 @@ def materialize(manifest: Manifest, dest: Path, fetcher: ChunkFetcher, locate: L
         else:
             os.rename(root, dest)
     except BaseException as exc:
+        hasher.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, MlvaultError):
             raise UsageError(f"cannot write {dest}: {exc.strerror}") from exc
         raise
+    hasher.shutdown(wait=True)
     shutil.rmtree(staging, ignore_errors=True)
     return dest, digests

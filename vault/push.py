@@ -4,10 +4,11 @@ The main thread cuts chunks (FastCDC) and feeds them into a small window. For ea
 a worker computes the keyed BLAKE3 id while a single ordered thread folds it into the
 file's SHA-256. When the window is full the ids are checked against this push's own set
 and, in one query, the catalog's chunk index; only new chunks are compressed and
-encrypted, again on workers, and their records are appended to the pack writer in order
-of completion (pack order does not matter; the manifest keeps file order). At most
+encrypted, again on workers, in order of completion (pack order does not matter; the
+manifest keeps file order). At most
 ``window`` chunks wait to be hashed and ``window`` to be encrypted, so resident memory is
-a few dozen MiB whatever the size of the input. hashlib, blake3, zstd and AES-GCM all
+a few dozen MiB whatever the size of the input. Workers append their records to the pack
+writer themselves (under its lock), which keeps file writes off the main thread. hashlib, blake3, zstd and AES-GCM all
 release the GIL, so both cores work.
 """
 
@@ -109,16 +110,16 @@ class ChunkStore:
         self._compression = compression
         self._window = window
         self._seen: set[bytes] = set()
-        self._encrypting: deque[Future[tuple[bytes, bytes]]] = deque()
+        self._encrypting: deque[Future[None]] = deque()
         self.new_chunks = 0
         self.reused_chunks = 0
 
-    def _encrypt(self, chunk_id: bytes, data: bytes) -> tuple[bytes, bytes]:
+    def _encrypt(self, chunk_id: bytes, data: bytes) -> None:
         flags = 0
         stored = data
         if self._compression:
             stored, flags = chunk_format.compress(data, zstandard.ZstdCompressor(level=3))
-        return chunk_id, chunk_format.encode(self._keyring, chunk_id, stored, flags)
+        self._writer.add(chunk_id, chunk_format.encode(self._keyring, chunk_id, stored, flags))
 
     def admit(self, batch: list[tuple[bytes, bytes]]) -> None:
         """Queue the chunks of ``batch`` (id, plaintext) that are not stored yet."""
@@ -133,12 +134,12 @@ class ChunkStore:
             self.new_chunks += 1
             self._encrypting.append(self._pool.submit(self._encrypt, cid, data))
         while len(self._encrypting) > self._window:
-            self._writer.add(*self._encrypting.popleft().result())
+            self._encrypting.popleft().result()
 
     def drain(self) -> None:
-        """Hand every queued record to the pack writer."""
+        """Wait until every queued chunk is in the pack writer."""
         while self._encrypting:
-            self._writer.add(*self._encrypting.popleft().result())
+            self._encrypting.popleft().result()
 
 
 def push_file(src: SourceFile, chunker: Chunker, store: ChunkStore, keyring: Keyring,

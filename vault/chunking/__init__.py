@@ -20,7 +20,12 @@ class Chunker:
 
     def __init__(self, params: ChunkerParams) -> None:
         self.params = params.check()
-        self._cdc = pyfastcdc.FastCDC(params.avg_size, min_size=params.min_size, max_size=params.max_size)
+        self._cdc = pyfastcdc.FastCDC(
+            params.avg_size,
+            min_size=params.min_size,
+            max_size=params.max_size,
+            normalized_chunking=params.normalization,  # type: ignore[arg-type]
+        )
 
     def chunks(self, stream: BinaryIO) -> Iterator[bytes]:
         """Yield the chunks of ``stream`` as independent ``bytes`` objects."""
