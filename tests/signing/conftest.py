@@ -60,7 +60,7 @@ def other_key_files(tmp_path: Path, other_private_key: ec.EllipticCurvePrivateKe
 
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
-    """A small model whose names sort differently by components than as strings."""
+    """Build a small model whose names sort differently by components than as strings."""
     root = tmp_path / "model"
     (root / "a").mkdir(parents=True)
     (root / "a" / "b").write_bytes(b"nested under a\n")
@@ -79,19 +79,22 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def signed_model(
-    tmp_path: Path, model_dir: Path, signer: LocalSigner
-) -> tuple[Path, Path]:
-    """The model directory and an mlvault bundle for it, written outside the directory."""
+def signed_model(tmp_path: Path, model_dir: Path, signer: LocalSigner) -> tuple[Path, Path]:
+    """Return the model directory and an mlvault bundle for it, written outside the directory."""
     bundle_path = tmp_path / "model.sig"
-    extra = {"vault_id": "v-123", "artifact": "team/vision/resnet", "version": 3, "signer": "alice"}
+    extra: dict[str, str | int] = {
+        "vault_id": "v-123",
+        "artifact": "team/vision/resnet",
+        "version": 3,
+        "signer": "alice",
+    }
     bundle_path.write_bytes(sign_files(hash_directory(model_dir), signer, extra, model_name="model"))
     return model_dir, bundle_path
 
 
 @pytest.fixture
 def kms_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A moto KMS client whose Sign honours MessageType=DIGEST, as real KMS does.
+    """Yield a moto KMS client whose Sign honours MessageType=DIGEST, as real KMS does.
 
     moto 5.2 ignores MessageType and hashes a DIGEST message again (getmoto/moto PR #10202 fixes
     it). If the installed moto still does, its response handler is taken over for DIGEST requests

@@ -10,7 +10,7 @@ import pytest
 
 from vault.errors import NotFoundError, UsageError
 from vault.signing import hash_directory
-from vault.signing.hashing import hash_file, list_files
+from vault.signing.hashing import hash_file, hash_files, list_files
 
 
 def test_directory_listing_is_relative_posix_in_component_order(model_dir: Path) -> None:
@@ -74,6 +74,12 @@ def test_fifo_is_refused_without_being_opened(model_dir: Path) -> None:
     os.mkfifo(model_dir / "pipe")
     with pytest.raises(UsageError, match="not a regular file"):
         hash_directory(model_dir)
+
+
+def test_file_vanishing_during_hashing_is_not_found(model_dir: Path) -> None:
+    names = [*list_files(model_dir), "weights/gone.bin"]
+    with pytest.raises(NotFoundError, match=r"'weights/gone\.bin' disappeared"):
+        hash_files(model_dir, names, max_workers=2)
 
 
 def test_missing_model_path_is_not_found(tmp_path: Path) -> None:

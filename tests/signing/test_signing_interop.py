@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ def test_model_signing_rejects_our_bundle_after_tampering(
 ) -> None:
     model, bundle = signed_model
     (model / "weights" / "empty.bin").write_bytes(b"x")
-    with pytest.raises(ValueError, match="weights/empty.bin"):
+    with pytest.raises(ValueError, match=r"weights/empty\.bin"):
         _their_verify(model, key_files[1], bundle)
 
 
@@ -69,7 +68,9 @@ def test_model_signing_directory_bundle_verifies_with_mlvault(
     assert statement.signer_fingerprint == signer.fingerprint()
     assert [f.path for f in statement.files] == [f.path for f in hash_directory(model_dir)]
     assert statement.extra == {}
-    assert json.loads(bundle.read_bytes())["verificationMaterial"]["publicKey"]["hint"] == key_hint(signer.public_key)
+    assert json.loads(bundle.read_bytes())["verificationMaterial"]["publicKey"]["hint"] == key_hint(
+        signer.public_key
+    )
 
 
 def test_model_signing_single_file_bundle_verifies_with_mlvault(
@@ -83,7 +84,7 @@ def test_model_signing_single_file_bundle_verifies_with_mlvault(
 
     assert [f.path for f in statement.files] == ["."]
     target.write_bytes(b"changed\n")
-    with pytest.raises(ContentMismatchError, match="'.' differs"):
+    with pytest.raises(ContentMismatchError, match=r"'\.' differs"):
         verify_directory(target, bundle, [key_files[1]])
 
 

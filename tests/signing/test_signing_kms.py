@@ -46,8 +46,10 @@ def test_kms_signed_bundle_verifies_with_model_signing(
     model_signing.verifying.Config().use_elliptic_key_verifier(public_key=public).verify(model_dir, bundle)
 
     (model_dir / "a.b").write_bytes(b"tampered\n")
-    with pytest.raises(ValueError, match="a.b"):
-        model_signing.verifying.Config().use_elliptic_key_verifier(public_key=public).verify(model_dir, bundle)
+    with pytest.raises(ValueError, match=r"a\.b"):
+        model_signing.verifying.Config().use_elliptic_key_verifier(public_key=public).verify(
+            model_dir, bundle
+        )
 
 
 def test_kms_signature_is_ecdsa_sha256_over_the_message(kms_client: Any) -> None:
@@ -73,7 +75,9 @@ def test_kms_endpoint_that_signs_the_wrong_bytes_is_caught_at_signing() -> None:
 
 
 def test_kms_key_that_cannot_sign_is_refused(kms_client: Any) -> None:
-    key_id = kms_client.create_key(KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+    key_id = kms_client.create_key(KeySpec="SYMMETRIC_DEFAULT", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"][
+        "KeyId"
+    ]
     with pytest.raises(ConfigurationError, match="cannot sign with ECDSA_SHA_256"):
         KmsSigner(kms_client, key_id)
 

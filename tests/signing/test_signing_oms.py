@@ -18,8 +18,13 @@ from vault.signing.oms import MAX_BUNDLE_BYTES, pae
 
 @pytest.fixture
 def bundle_doc(signer: LocalSigner) -> dict[str, Any]:
-    files = [FileDigest("b/x.bin", hashlib.sha256(b"x").digest()), FileDigest("a", hashlib.sha256(b"a").digest())]
-    doc: dict[str, Any] = json.loads(sign_files(files, signer, {"artifact": "ns/m", "version": 2}, model_name="m"))
+    files = [
+        FileDigest("b/x.bin", hashlib.sha256(b"x").digest()),
+        FileDigest("a", hashlib.sha256(b"a").digest()),
+    ]
+    doc: dict[str, Any] = json.loads(
+        sign_files(files, signer, {"artifact": "ns/m", "version": 2}, model_name="m")
+    )
     return doc
 
 
@@ -56,7 +61,11 @@ def test_statement_lists_files_in_order_with_root_digest_and_extras(bundle_doc: 
         "ignore_paths": [".git", ".gitattributes", ".github", ".gitignore"],
     }
     assert [r["name"] for r in predicate["resources"]] == ["a", "b/x.bin"]
-    assert predicate["resources"][0] == {"name": "a", "algorithm": "sha256", "digest": hashlib.sha256(b"a").hexdigest()}
+    assert predicate["resources"][0] == {
+        "name": "a",
+        "algorithm": "sha256",
+        "digest": hashlib.sha256(b"a").hexdigest(),
+    }
     root = hashlib.sha256(hashlib.sha256(b"a").digest() + hashlib.sha256(b"x").digest()).hexdigest()
     assert statement["subject"] == [{"name": "m", "digest": {"sha256": root}}]
     assert predicate["mlvault"] == {"artifact": "ns/m", "version": 2}
@@ -80,7 +89,10 @@ def test_parse_returns_the_exact_signed_bytes(bundle_doc: dict[str, Any], signer
         (lambda d: d["dsseEnvelope"]["signatures"].append(d["dsseEnvelope"]["signatures"][0]), "exactly one"),
         (lambda d: d["dsseEnvelope"].update(signatures=[]), "exactly one"),
         (lambda d: d["dsseEnvelope"].update(payload="not base64!"), "standard base64"),
-        (lambda d: d["dsseEnvelope"].update(payload=d["dsseEnvelope"]["payload"].rstrip("=")), "standard base64"),
+        (
+            lambda d: d["dsseEnvelope"].update(payload=d["dsseEnvelope"]["payload"].rstrip("=")),
+            "standard base64",
+        ),
         (lambda d: d["dsseEnvelope"]["signatures"][0].update(sig="-_-_"), "standard base64"),
         (lambda d: d["dsseEnvelope"]["signatures"][0].update(sig=""), "impossible length"),
         (lambda d: d.update(dsseEnvelope=[]), "JSON object"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def _rewrite_payload(path: Path, payload: bytes) -> None:
 
 
 def _sign_raw_statement(signer: LocalSigner, statement: dict[str, Any]) -> bytes:
-    """A validly signed bundle over an arbitrary statement (to reach the post-signature checks)."""
+    """Sign a bundle over an arbitrary statement (to reach the post-signature checks)."""
     payload = json.dumps(statement).encode()
     signature = signer.sign(pae(DSSE_PAYLOAD_TYPE, payload))
     return encode_bundle(Bundle(payload, DSSE_PAYLOAD_TYPE, signature, signer.key_hint()))
@@ -53,21 +54,32 @@ def test_untouched_model_verifies_and_returns_the_signed_facts(
     statement = verify_directory(model, bundle, [key_files[1]])
     assert statement.signer_fingerprint == signer.fingerprint()
     assert statement.model_name == "model"
-    assert statement.extra == {"vault_id": "v-123", "artifact": "team/vision/resnet", "version": 3, "signer": "alice"}
+    assert statement.extra == {
+        "vault_id": "v-123",
+        "artifact": "team/vision/resnet",
+        "version": 3,
+        "signer": "alice",
+    }
     assert {f.path: f.sha256 for f in statement.files} == {f.path: f.sha256 for f in hash_directory(model)}
 
 
-def test_one_changed_byte_names_the_file(signed_model: tuple[Path, Path], key_files: tuple[Path, Path]) -> None:
+def test_one_changed_byte_names_the_file(
+    signed_model: tuple[Path, Path], key_files: tuple[Path, Path]
+) -> None:
     model, bundle = signed_model
     weights = model / "weights" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0x01
     weights.write_bytes(bytes(data))
-    with pytest.raises(ContentMismatchError, match=r"'weights/model.safetensors' differs from what was signed"):
+    with pytest.raises(
+        ContentMismatchError, match=r"'weights/model.safetensors' differs from what was signed"
+    ):
         verify_directory(model, bundle, [key_files[1]])
 
 
-def test_renamed_file_is_missing_and_extra(signed_model: tuple[Path, Path], key_files: tuple[Path, Path]) -> None:
+def test_renamed_file_is_missing_and_extra(
+    signed_model: tuple[Path, Path], key_files: tuple[Path, Path]
+) -> None:
     model, bundle = signed_model
     (model / "a.b").rename(model / "a.c")
     with pytest.raises(ContentMismatchError, match=r"'a.b' is signed but missing \(and 1 more problem"):
@@ -110,7 +122,9 @@ def test_directory_signature_does_not_cover_a_single_file(
         verify_directory(model / "a.b", bundle, [key_files[1]])
 
 
-def test_edited_payload_fails_the_signature(signed_model: tuple[Path, Path], key_files: tuple[Path, Path]) -> None:
+def test_edited_payload_fails_the_signature(
+    signed_model: tuple[Path, Path], key_files: tuple[Path, Path]
+) -> None:
     model, bundle = signed_model
     payload = _payload_bytes(bundle)
     _rewrite_payload(bundle, payload.replace(b'"alice"', b'"mallory"'))
@@ -156,7 +170,9 @@ def test_another_key_without_a_hint_to_guide_us_still_fails(
 ) -> None:
     _, bundle_path = signed_model
     bundle = parse_bundle(bundle_path.read_bytes())
-    unhinted = parse_bundle(encode_bundle(Bundle(bundle.payload, bundle.payload_type, bundle.signature, None)))
+    unhinted = parse_bundle(
+        encode_bundle(Bundle(bundle.payload, bundle.payload_type, bundle.signature, None))
+    )
     with pytest.raises(SignatureInvalidError, match="does not verify"):
         verify_bundle(unhinted, [other_private_key.public_key()])
 
@@ -172,7 +188,11 @@ def test_one_of_several_keys_is_enough(
 def test_wrong_predicate_type_is_malformed_even_when_signed(signer: LocalSigner) -> None:
     data = _sign_raw_statement(
         signer,
-        {"_type": "https://in-toto.io/Statement/v1", "subject": [], "predicateType": "https://slsa.dev/provenance/v1"},
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [],
+            "predicateType": "https://slsa.dev/provenance/v1",
+        },
     )
     with pytest.raises(MalformedSignatureError, match="predicate type"):
         verify_bundle(parse_bundle(data), [signer.public_key])
@@ -198,8 +218,6 @@ def _valid_statement(**predicate_overrides: Any) -> dict[str, Any]:
         "resources": [{"name": "f", "algorithm": "sha256", "digest": "11" * 32}],
     }
     predicate.update(predicate_overrides)
-    import hashlib
-
     root = hashlib.sha256(b"".join(bytes.fromhex(r["digest"]) for r in predicate["resources"])).hexdigest()
     return {
         "_type": "https://in-toto.io/Statement/v1",
@@ -212,9 +230,15 @@ def _valid_statement(**predicate_overrides: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"serialization": {"method": "shards", "hash_type": "sha256", "allow_symlinks": False}}, "'files' only"),
+        (
+            {"serialization": {"method": "shards", "hash_type": "sha256", "allow_symlinks": False}},
+            "'files' only",
+        ),
         ({"serialization": {"method": "files", "hash_type": "blake3", "allow_symlinks": False}}, "hash type"),
-        ({"resources": [{"name": "../etc/passwd", "algorithm": "sha256", "digest": "11" * 32}]}, "clean relative"),
+        (
+            {"resources": [{"name": "../etc/passwd", "algorithm": "sha256", "digest": "11" * 32}]},
+            "clean relative",
+        ),
         ({"resources": [{"name": "/abs", "algorithm": "sha256", "digest": "11" * 32}]}, "clean relative"),
         ({"resources": [{"name": "f", "algorithm": "sha256", "digest": "AB" * 32}]}, "lowercase hex"),
         (
@@ -247,7 +271,9 @@ def test_unknown_predicate_keys_are_ignored_as_oms_v1_requires(signer: LocalSign
 
 def test_compare_files_reports_each_kind_of_mismatch(signer: LocalSigner) -> None:
     files = [FileDigest("a", b"\x01" * 32), FileDigest("b", b"\x02" * 32)]
-    statement = verify_bundle(parse_bundle(sign_files(files, signer, {}, model_name="m")), [signer.public_key])
+    statement = verify_bundle(
+        parse_bundle(sign_files(files, signer, {}, model_name="m")), [signer.public_key]
+    )
 
     compare_files(statement, {"a": b"\x01" * 32, "b": b"\x02" * 32})
     with pytest.raises(ContentMismatchError, match=r"'b' differs .*signed sha256 0202"):

@@ -42,7 +42,7 @@ GIT_IGNORE_PATHS: tuple[str, ...] = (".git", ".gitattributes", ".github", ".giti
 SINGLE_FILE_NAME = "."
 """The resource name ``model-signing`` gives to a model that is one file."""
 
-DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024
+DEFAULT_BLOCK_SIZE = 1024 * 1024
 MAX_BLOCK_SIZE = 8 * 1024 * 1024
 
 
@@ -169,6 +169,8 @@ def hash_file(path: Path, block_size: int = DEFAULT_BLOCK_SIZE) -> tuple[bytes, 
     with open(path, "rb", buffering=0) as fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
             raise UsageError(f"{path} is not a regular file")
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         buffer = bytearray(block_size)
         view = memoryview(buffer)
         while True:
@@ -199,8 +201,13 @@ def hash_files(
 
     if len(names) <= 1:
         return [one(n) for n in names]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max_workers) as pool:
-        return list(pool.map(one, names))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max_workers)
+    try:
+        futures = [pool.submit(one, n) for n in names]
+        return [f.result() for f in futures]
+    finally:
+        # on the first failure, drop queued files instead of hashing the rest of the model
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def hash_directory(

@@ -66,13 +66,13 @@ class KdfParams:
     """Argon2id cost parameters for a key file."""
 
     time_cost: int
-    memory_cost_kib: int
+    memory_kib: int
     parallelism: int
 
     @classmethod
     def recommended(cls) -> KdfParams:
         """RFC 9106 second recommended (low-memory) profile: t=3, m=64 MiB, p=4."""
-        return cls(time_cost=3, memory_cost_kib=64 * 1024, parallelism=4)
+        return cls(time_cost=3, memory_kib=64 * 1024, parallelism=4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +80,7 @@ class KdfCaps:
     """Bounds that stored KDF parameters must respect before we run the KDF."""
 
     max_time_cost: int = 16
-    max_memory_cost_kib: int = 1024 * 1024
+    max_memory_kib: int = 1024 * 1024
     max_parallelism: int = 16
 
     def check(self, params: KdfParams) -> None:
@@ -88,13 +88,13 @@ class KdfCaps:
         ok = (
             1 <= params.time_cost <= self.max_time_cost
             and 1 <= params.parallelism <= self.max_parallelism
-            and 8 * params.parallelism <= params.memory_cost_kib <= self.max_memory_cost_kib
+            and 8 * params.parallelism <= params.memory_kib <= self.max_memory_kib
         )
         if not ok:
             raise ConfigurationError(
                 f"key file KDF parameters out of range (t={params.time_cost}, "
-                f"m={params.memory_cost_kib} KiB, p={params.parallelism}); caps are "
-                f"t<={self.max_time_cost}, m<={self.max_memory_cost_kib} KiB, p<={self.max_parallelism}"
+                f"m={params.memory_kib} KiB, p={params.parallelism}); caps are "
+                f"t<={self.max_time_cost}, m<={self.max_memory_kib} KiB, p<={self.max_parallelism}"
             )
 
 
@@ -205,7 +205,7 @@ def decrypt_private_key(
         raise ConfigurationError(f"key file version {version} is not supported (this mlvault reads 1)")
     if suite != SUITE_ARGON2ID_AES256GCM:
         raise ConfigurationError(f"key file suite {suite} is not supported")
-    params = KdfParams(time_cost=t_cost, memory_cost_kib=m_cost, parallelism=lanes)
+    params = KdfParams(time_cost=t_cost, memory_kib=m_cost, parallelism=lanes)
     caps.check(params)
     if ct_len > _MAX_CT_LEN or len(data) != _HEADER.size + ct_len:
         raise IntegrityError("key file is truncated or has trailing data")
@@ -234,7 +234,7 @@ def _encrypt_from_parts(der: bytes, passphrase: bytes, kdf: KdfParams, *, salt: 
         KEY_FILE_VERSION,
         SUITE_ARGON2ID_AES256GCM,
         kdf.time_cost,
-        kdf.memory_cost_kib,
+        kdf.memory_kib,
         kdf.parallelism,
         salt,
         nonce,
@@ -248,7 +248,7 @@ def _derive_kek(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:
         secret=passphrase,
         salt=salt,
         time_cost=params.time_cost,
-        memory_cost=params.memory_cost_kib,
+        memory_cost=params.memory_kib,
         parallelism=params.parallelism,
         hash_len=32,
         type=Type.ID,

@@ -30,6 +30,7 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import types
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -297,7 +298,12 @@ def parse_statement(payload: bytes) -> Statement:
     extra = predicate.get(MLVAULT_PREDICATE_KEY, {})
     _check_extra(extra, MalformedSignatureError)
     return Statement(
-        model_name, expected_root, tuple(files), tuple(ignore_paths), allow_symlinks, dict(extra)
+        model_name,
+        expected_root,
+        tuple(files),
+        tuple(ignore_paths),
+        allow_symlinks,
+        types.MappingProxyType(dict(extra)),
     )
 
 
