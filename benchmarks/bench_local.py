@@ -33,20 +33,29 @@ MLVAULT = str(BIN / "mlvault")
 MIB = 1 << 20
 
 
+# A child's peak RSS from wait4 includes the RSS its parent had when it forked (Linux
+# carries the old address space's high-water mark across exec). The data generator here
+# is large, so every command is started by a small wrapper process and measured there.
+_WRAPPER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
 def run_rss(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int, str]:
     """Run ``cmd``; return (seconds, the child's own peak RSS in bytes, stdout)."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out_file, stderr=err_file)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.NamedTemporaryFile("r") as report:
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _WRAPPER, report.name, *cmd], env=env, cwd=cwd,
+                              capture_output=True, text=True)
         elapsed = time.perf_counter() - start
-        out_file.seek(0)
-        err_file.seek(0)
-        out, err = out_file.read().decode(), err_file.read().decode()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
-    return elapsed, usage.ru_maxrss * 1024, out
+        code, rss_kib = (int(x) for x in (report.read().split() or ["1", "0"]))
+    if proc.returncode != 0 or code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}): {proc.stderr[-2000:]}")
+    return elapsed, rss_kib * 1024, proc.stdout
 
 
 def write_random(path: Path, size: int, seed: int) -> None:
