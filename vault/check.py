@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import zstandard
 
-from vault.errors import IntegrityError, MlvaultError, NotFoundError
+from vault.errors import ConfigurationError, IntegrityError, MlvaultError, NotFoundError
 from vault.formats import chunk as chunk_format
 from vault.packs import pack_key, read_trailer
 
@@ -57,7 +57,7 @@ def run_check(vault: Vault, *, read_data: bool, progress: Callable[[int], None] 
             try:
                 record = vault.backend.get_range(key, offset, length)
                 chunk_format.decode(record, keyring, cid, decompressor)
-            except IntegrityError:
+            except (IntegrityError, ConfigurationError):  # a flipped version or suite byte is damage too
                 bad += 1
                 damaged_chunks.add((pack.ring_id, cid))
             if progress:

@@ -60,6 +60,14 @@ class Source:
         return sum(f.size for f in self.files)
 
 
+def _name(entry: str, full: Path) -> str:
+    try:
+        entry.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{full!s} has a name that is not valid UTF-8; rename it before pushing") from None
+    return entry
+
+
 def scan_source(path: Path) -> Source:
     """Walk ``path``. Symlinks to files are followed; symlinked directories are refused."""
     try:
@@ -69,7 +77,8 @@ def scan_source(path: Path) -> Source:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     if stat.S_ISREG(st.st_mode):
-        return Source("file", (SourceFile(path, path.name, st.st_size, stat.S_IMODE(st.st_mode)),), ())
+        name = _name(path.name, path)
+        return Source("file", (SourceFile(path, name, st.st_size, stat.S_IMODE(st.st_mode)),), ())
     if not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{path} is neither a regular file nor a directory")
     files: list[SourceFile] = []
@@ -81,7 +90,7 @@ def scan_source(path: Path) -> Source:
             full = here / name
             if full.is_symlink():
                 raise UsageError(f"{full} is a symbolic link to a directory; mlvault does not follow those")
-            entry = name if rel == "." else f"{rel}/{name}"
+            entry = _name(name if rel == "." else f"{rel}/{name}", full)
             dirs.append(DirEntry(entry, stat.S_IMODE(full.stat().st_mode)))
         dirnames.sort()
         for name in sorted(filenames):
@@ -92,7 +101,7 @@ def scan_source(path: Path) -> Source:
                 raise UsageError(f"cannot read {full}: {exc.strerror}") from exc
             if not stat.S_ISREG(fst.st_mode):
                 raise UsageError(f"{full} is not a regular file (sockets, devices and fifos cannot be pushed)")
-            entry = name if rel == "." else f"{rel}/{name}"
+            entry = _name(name if rel == "." else f"{rel}/{name}", full)
             files.append(SourceFile(full, entry, fst.st_size, stat.S_IMODE(fst.st_mode)))
     files.sort(key=lambda f: f.name)
     return Source("dir", tuple(files), tuple(dirs))

@@ -46,7 +46,7 @@ class Ref:
 
 def check_artifact_name(name: str) -> str:
     """Return ``name`` if it is a valid artifact name, else UsageError."""
-    if not _NAME_RE.match(name) or any(seg in (".", "..") for seg in name.split("/")):
+    if not _NAME_RE.fullmatch(name) or any(seg in (".", "..") for seg in name.split("/")):
         raise UsageError(
             f"invalid artifact name {name!r}: expected namespace/name, e.g. team/resnet "
             "(letters, digits, '.', '_', '-')"
@@ -56,7 +56,8 @@ def check_artifact_name(name: str) -> str:
 
 def check_tag(tag: str) -> str:
     """Return ``tag`` if it is a valid tag name, else UsageError."""
-    if not _TAG_RE.match(tag) or _NUMBER_RE.match(tag) or tag.startswith("sha256"):
+    # Refuse every tag parse_ref would read as a (malformed) version, e.g. v0 or v1.5: unreachable.
+    if not _TAG_RE.match(tag) or re.match(r"^v[0-9]", tag) or tag.startswith("sha256"):
         raise UsageError(f"invalid tag {tag!r}: letters, digits, '.', '_', '-', and not like v3 or sha256:…")
     return tag
 
@@ -67,12 +68,12 @@ def parse_ref(text: str) -> Ref:
     check_artifact_name(name)
     if not sep:
         return Ref(name)
-    if match := _NUMBER_RE.match(selector):
+    if match := _NUMBER_RE.fullmatch(selector):
         return Ref(name, number=int(match.group(1)))
-    if selector.startswith("sha256:"):
-        if match := _DIGEST_RE.match(selector):
+    if selector.startswith("sha256"):
+        if match := _DIGEST_RE.fullmatch(selector):
             return Ref(name, digest_prefix=match.group(1))
         raise UsageError(f"invalid digest in {text!r}: use sha256: and at least 12 lower-case hex digits")
-    if _TAG_RE.match(selector) and not re.match(r"^v[0-9]", selector):
+    if _TAG_RE.fullmatch(selector) and not re.match(r"v[0-9]", selector):
         return Ref(name, tag=selector)
     raise UsageError(f"invalid reference {text!r}: expected {name}, {name}@v3, {name}@<tag> or {name}@sha256:<hex>")

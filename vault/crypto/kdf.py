@@ -14,9 +14,11 @@ from argon2.low_level import Type, hash_secret_raw
 
 from vault.errors import ConfigurationError
 
-MAX_TIME_COST = 64
-MAX_MEMORY_KIB = 4 * 1024 * 1024  # 4 GiB
-MAX_PARALLELISM = 64
+# Caps on what a stored slot may ask for: generous for a paranoid passphrase (16 passes
+# over 1 GiB is ~10 s on a laptop), but a hostile slot cannot ask for more.
+MAX_TIME_COST = 16
+MAX_MEMORY_KIB = 1024 * 1024  # 1 GiB
+MAX_PARALLELISM = 16
 SALT_SIZE = 16
 
 

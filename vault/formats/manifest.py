@@ -30,6 +30,7 @@ FORMAT = 1
 MAX_ENTRIES = 1_000_000
 MAX_PATH = 4096
 MAX_CHUNKS_PER_FILE = 1 << 24
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def check_path(path: object) -> str:
         path.startswith("/")
         or "\\" in path
         or "\0" in path
+        or any("\ud800" <= c <= "\udfff" for c in path)  # lone surrogates cannot name a file
         or any(p in ("", ".", "..") for p in parts)
         or (len(parts[0]) >= 2 and parts[0][1] == ":")
     ):
@@ -132,6 +134,13 @@ def _str(doc: dict[str, Any], key: str) -> str:
     return str(value)
 
 
+def _hex32(value: object, what: str) -> bytes:
+    # Exactly 64 lower-case hex digits: bytes.fromhex alone would also take spaces and
+    # upper case, so one digest could be spelled many ways (or shortened with blanks).
+    _require(isinstance(value, str) and len(value) == 64 and set(value) <= _HEX_DIGITS, what)
+    return bytes.fromhex(str(value))
+
+
 def _int(value: object, what: str, upper: int) -> int:
     _require(isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= upper, what)
     assert isinstance(value, int)
@@ -142,10 +151,10 @@ def decode(plaintext: bytes) -> Manifest:
     """Parse and validate manifest plaintext."""
     try:
         doc = json.loads(plaintext)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting depth
         raise IntegrityError("manifest malformed: not JSON") from exc
     _require(isinstance(doc, dict), "not an object")
-    if doc.get("format") != FORMAT:
+    if type(doc.get("format")) is not int or doc.get("format") != FORMAT:  # true == 1.0 == 1 in Python
         raise ConfigurationError(f"manifest format {doc.get('format')!r} is not supported by this mlvault")
     raw_entries = doc.get("entries")
     _require(isinstance(raw_entries, list) and len(raw_entries) <= MAX_ENTRIES, "entries")
@@ -163,24 +172,14 @@ def decode(plaintext: bytes) -> Manifest:
             continue
         _require(raw.get("type") == "file", "entry type")
         size = _int(raw.get("size"), "size", 1 << 62)
-        digest = raw.get("sha256")
-        _require(isinstance(digest, str) and len(digest) == 64, "sha256")
+        sha = _hex32(raw.get("sha256"), "sha256")
         chunks_raw = raw.get("chunks")
         _require(isinstance(chunks_raw, list) and len(chunks_raw) <= MAX_CHUNKS_PER_FILE, "chunks")
         chunks: list[tuple[bytes, int]] = []
         for item in chunks_raw:
-            _require(isinstance(item, list) and len(item) == 2 and isinstance(item[0], str), "chunk")
-            try:
-                cid = bytes.fromhex(item[0])
-            except ValueError as exc:
-                raise IntegrityError("manifest malformed: chunk id") from exc
-            _require(len(cid) == 32, "chunk id")
-            chunks.append((cid, _int(item[1], "chunk size", 1 << 26)))
+            _require(isinstance(item, list) and len(item) == 2, "chunk")
+            chunks.append((_hex32(item[0], "chunk id"), _int(item[1], "chunk size", 1 << 26)))
         _require(sum(s for _, s in chunks) == size, f"chunk sizes of {path!r} do not add up")
-        try:
-            sha = bytes.fromhex(str(digest))
-        except ValueError as exc:
-            raise IntegrityError("manifest malformed: sha256") from exc
         files.append(FileEntry(path, size, mode, sha, tuple(chunks)))
     # A file may not sit below another file ("a" file and "a/b"): that is a path-shape attack.
     file_paths = {f.path for f in files}

@@ -1,0 +1,179 @@
+"""Regenerate ``vectors.json``, the known-answer vectors of every byte format.
+
+Run once after a deliberate format change (``.venv/bin/python tests/formats/make_vectors.py``)
+and review the diff: a vector that changes without a format version bump means old vaults
+can no longer be read. The inputs are fixed here and written into the file, so the tests
+recompute every output from the file alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from vault.crypto import aead
+from vault.crypto.kdf import KdfParams, stretch
+from vault.crypto.keyring import Keyring
+from vault.formats import chunk, keyslot, manifest, pack, sealed
+from vault.formats import config as config_format
+from vault.formats import keyring as keyring_format
+
+HERE = Path(__file__).parent
+
+
+def _seq(start: int, n: int) -> bytes:
+    return bytes(range(start, start + n))
+
+
+INPUTS: dict[str, Any] = {
+    "vault_id": _seq(0x00, 16).hex(),
+    "ring_id": _seq(0xA0, 16).hex(),
+    "id_key": _seq(0x10, 32).hex(),
+    "deks": [_seq(0x30, 32).hex(), _seq(0x50, 32).hex()],  # two epochs: the current one is 1
+    "chunk_plaintext": "mlvault chunk known-answer test: the quick brown fox jumps over the lazy dog\n",
+    "chunk_nonce": _seq(0xC0, 12).hex(),
+    "zstd_plaintext": {"unit": "mlvault zstd chunk ", "repeat": 64},
+    "zstd_nonce": _seq(0xC8, 12).hex(),
+    "pack_id": _seq(0xD0, 16).hex(),
+    "trailer_nonce": _seq(0xE0, 12).hex(),
+    "version_id": _seq(0x70, 16).hex(),
+    "manifest_nonce": _seq(0xE8, 12).hex(),
+    "keyring_object_id": _seq(0x80, 16).hex(),
+    "keyring_nonce": _seq(0xF0, 12).hex(),
+    "kek": _seq(0x90, 32).hex(),
+    "owner_key": _seq(0x60, 32).hex(),
+    "owner_slot_id": _seq(0xB0, 16).hex(),
+    "owner_slot_nonce": _seq(0xF4, 12).hex(),
+    "passphrase": "correct horse battery staple",
+    "kdf": [1, 8, 1],
+    "salt": _seq(0x40, 16).hex(),
+    "passphrase_slot_id": _seq(0xB8, 16).hex(),
+    "passphrase_slot_nonce": _seq(0x20, 12).hex(),
+}
+
+
+def zstd_plaintext(inputs: dict[str, Any]) -> bytes:
+    """The compressible chunk's plaintext."""
+    return str(inputs["zstd_plaintext"]["unit"] * inputs["zstd_plaintext"]["repeat"]).encode()
+
+
+def keyring_from(inputs: dict[str, Any]) -> Keyring:
+    """The fixed two-epoch keyring of the vectors."""
+    return Keyring(
+        bytes.fromhex(inputs["ring_id"]), bytes.fromhex(inputs["id_key"]),
+        tuple(bytes.fromhex(d) for d in inputs["deks"]),
+    )
+
+
+def manifest_from(inputs: dict[str, Any], chunk_id: bytes, chunk_size: int) -> manifest.Manifest:
+    """The fixed manifest: two files (deliberately not in path order), two directories."""
+    data = inputs["chunk_plaintext"].encode()
+    assert len(data) == chunk_size
+    files = (
+        manifest.FileEntry("sub/b.txt", 0, 0o600, hashlib.sha256(b"").digest(), ()),
+        manifest.FileEntry(
+            "a.bin", chunk_size, 0o644, hashlib.sha256(data).digest(), ((chunk_id, chunk_size),)
+        ),
+    )
+    return manifest.Manifest(
+        vault_id=inputs["vault_id"], version_id=inputs["version_id"], artifact="team/model", kind="model",
+        root="dir", created_at="2024-05-01T12:00:00+00:00", created_by="alice", files=files,
+        dirs=(manifest.DirEntry("sub", 0o755), manifest.DirEntry("empty", 0o700)),
+        metadata={"framework": "torch", "note": "naïve ✓"}, parents=("data/set@v1",),
+    )
+
+
+def build(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Every output, computed from ``inputs`` by the encoders under test."""
+    h = bytes.fromhex
+    ring = keyring_from(inputs)
+    ring_id, epoch, dek = ring.ring_id, ring.epoch, ring.dek(ring.epoch)
+    out: dict[str, Any] = {}
+
+    plain = inputs["chunk_plaintext"].encode()
+    chunk_id = ring.chunk_id(plain)
+    record = chunk.encode(ring, chunk_id, plain, 0, nonce=h(inputs["chunk_nonce"]))
+    out["chunk"] = {"chunk_id": chunk_id.hex(), "record": record.hex()}
+
+    zplain = zstd_plaintext(inputs)
+    zid = ring.chunk_id(zplain)
+    zstored, znonce = h(inputs["zstd_stored"]), h(inputs["zstd_nonce"])
+    zrecord = chunk.encode(ring, zid, zstored, chunk.FLAG_ZSTD, nonce=znonce)
+    out["chunk_zstd"] = {"chunk_id": zid.hex(), "record": zrecord.hex()}
+
+    pack_id = h(inputs["pack_id"])
+    header = pack.encode_header(pack_id)
+    entries = [
+        pack.TrailerEntry(chunk_id, pack.HEADER_SIZE, len(record)),
+        pack.TrailerEntry(zid, pack.HEADER_SIZE + len(record), len(zrecord)),
+    ]
+    trailer_plain = pack.encode_entries(entries)
+    trailer = sealed.seal(sealed.TRAILER, dek, ring_id, epoch, pack_id, trailer_plain,
+                          nonce=h(inputs["trailer_nonce"]))
+    footer = pack.encode_footer(len(trailer))
+    whole = header + record + zrecord + trailer + footer
+    out["pack"] = {
+        "header": header.hex(), "trailer_plaintext": trailer_plain.hex(), "trailer": trailer.hex(),
+        "footer": footer.hex(), "size": len(whole), "sha256": hashlib.sha256(whole).hexdigest(),
+    }
+
+    doc = manifest_from(inputs, chunk_id, len(plain))
+    plaintext = manifest.encode(doc)
+    out["manifest"] = {
+        "plaintext": plaintext.decode(), "digest": doc.digest,
+        "sealed": sealed.seal(sealed.MANIFEST, dek, ring_id, epoch, h(inputs["version_id"]), plaintext,
+                              nonce=h(inputs["manifest_nonce"])).hex(),
+    }
+
+    secret = keyring_format.encode(ring)
+    out["keyring"] = {
+        "secret": secret.hex(),
+        "sealed": sealed.seal(sealed.KEYRING, h(inputs["kek"]), ring_id, 0, h(inputs["keyring_object_id"]),
+                              secret, nonce=h(inputs["keyring_nonce"])).hex(),
+    }
+
+    vault_id, owner_key = h(inputs["vault_id"]), h(inputs["owner_key"])
+    owner_slot_id = h(inputs["owner_slot_id"])
+    owner_kek = aead.derive_key(owner_key, owner_slot_id, keyslot.OWNER_INFO)
+    out["owner_slot"] = {
+        "kek": owner_kek.hex(),
+        "slot": keyslot.encode(keyslot.KIND_OWNER, vault_id, ring_id, owner_slot_id, owner_kek, secret,
+                               nonce=h(inputs["owner_slot_nonce"])).hex(),
+    }
+
+    kdf = KdfParams(*inputs["kdf"])
+    salt = h(inputs["salt"])
+    pass_kek = stretch(inputs["passphrase"].encode(), salt, kdf)
+    out["passphrase_slot"] = {
+        "kek": pass_kek.hex(),
+        "slot": keyslot.encode(keyslot.KIND_PASSPHRASE, vault_id, b"\0" * 16, h(inputs["passphrase_slot_id"]),
+                               pass_kek, owner_key, kdf=kdf, salt=salt,
+                               nonce=h(inputs["passphrase_slot_nonce"])).hex(),
+    }
+
+    out["config"] = config_format.encode(config_format.VaultConfig(inputs["vault_id"])).decode()
+    return out
+
+
+def main() -> None:
+    """Write vectors.json next to this script."""
+    inputs = dict(INPUTS)
+    # The compressed bytes are an input, made once: zstd's output may change between releases,
+    # and the vector pins our record format, not zstd's encoder.
+    previous = HERE / "vectors.json"
+    if previous.exists():
+        inputs["zstd_stored"] = json.loads(previous.read_text())["inputs"]["zstd_stored"]
+    else:
+        stored, flags = chunk.compress(zstd_plaintext(inputs), zstandard.ZstdCompressor(level=3))
+        assert flags == chunk.FLAG_ZSTD
+        inputs["zstd_stored"] = stored.hex()
+    vectors = {"inputs": inputs, **build(inputs)}
+    (HERE / "vectors.json").write_text(json.dumps(vectors, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
