@@ -260,13 +260,17 @@ class Vault:
 
     # -- push ---------------------------------------------------------------------------
 
-    def push(self, path: str | os.PathLike[str], artifact: str, *, kind: str = "model",
+    def push(self, path: str | os.PathLike[str], artifact: str, *, kind: str | None = None,
              tags: list[str] | tuple[str, ...] = (), metadata: dict[str, str] | None = None,
              parents: list[str] | tuple[str, ...] = (), progress: Progress | None = None) -> PushResult:
         """Store ``path`` as the next version of ``artifact``."""
         check_artifact_name(artifact)
+        existing_kind = self.catalog.artifact_kind(artifact)
+        kind = kind or existing_kind or "model"
         if kind not in KINDS:
             raise UsageError(f"invalid kind {kind!r}: use model or dataset")
+        if existing_kind and existing_kind != kind:
+            raise ConflictError(f"{artifact} is a {existing_kind}, not a {kind}; drop --kind or fix it")
         tags = tuple(check_tag(t) for t in tags)
         metadata = dict(metadata or {})
         for key in metadata:
@@ -277,7 +281,9 @@ class Vault:
         namespace = artifact.split("/", 1)[0]
         keyring = self._keyring_for_namespace(namespace)
         files = []
-        writer = PackWriter(self.backend, self.catalog, keyring, self.config.pack_size)
+        # Remote stores hide latency behind more concurrent pack uploads.
+        uploads = 4 if is_remote(self.backend.url) else 2
+        writer = PackWriter(self.backend, self.catalog, keyring, self.config.pack_size, uploads=uploads)
         pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="push")
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
         store = ChunkStore(self.catalog, keyring, writer, pool, compression=self.config.compression == "zstd")

@@ -15,7 +15,6 @@ from sqlalchemy import (
     event,
     func,
     select,
-    update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -151,6 +150,9 @@ def open_catalog(url: str) -> Catalog:
         raise StorageUnavailableError(
             f"cannot reach the catalog at {parsed.render_as_string(hide_password=True)}: {exc.orig}"
         ) from exc
+    except BaseException:  # e.g. CatalogTooNewError: do not leak pooled connections
+        engine.dispose()
+        raise
     return Catalog(engine)
 
 
@@ -273,9 +275,12 @@ class Catalog:
             .values(name=new.artifact, namespace=new.namespace, kind=new.kind, created_at=_now())
             .on_conflict_do_nothing()
         )
-        artifact_id = conn.scalar(
-            select(artifacts.c.id).where(artifacts.c.name == new.artifact).with_for_update()
-        )
+        artifact = conn.execute(
+            select(artifacts.c.id, artifacts.c.kind).where(artifacts.c.name == new.artifact).with_for_update()
+        ).one()
+        if artifact.kind != new.kind:
+            raise ConflictError(f"{new.artifact} is a {artifact.kind}, not a {new.kind}; drop --kind or fix it")
+        artifact_id = artifact.id
         number = (
             conn.scalar(select(func.coalesce(func.max(versions.c.number), 0)).where(
                 versions.c.artifact_id == artifact_id
@@ -306,7 +311,7 @@ class Catalog:
             self._set_tag(conn, artifact_id, tag, new.id, new.created_by)
         return number
 
-    def _set_tag(self, conn: Connection, artifact_id: int | None, tag: str, version_id: str, who: str) -> None:
+    def _set_tag(self, conn: Connection, artifact_id: int, tag: str, version_id: str, who: str) -> None:
         values = {"version_id": version_id, "updated_by": who, "updated_at": _now()}
         conn.execute(
             self._insert(tags)
@@ -314,10 +319,17 @@ class Catalog:
             .on_conflict_do_update(index_elements=[tags.c.artifact_id, tags.c.name], set_=values)
         )
 
+    def artifact_kind(self, artifact: str) -> str | None:
+        """The kind of an existing artifact, or None."""
+        with self.engine.connect() as conn:
+            return conn.scalar(select(artifacts.c.kind).where(artifacts.c.name == artifact))
+
     def set_tag(self, version: VersionRow, tag: str, who: str) -> str | None:
         """Point ``tag`` at ``version``; return the version id it pointed at before."""
         with self.engine.begin() as conn:
-            artifact_id = conn.scalar(select(artifacts.c.id).where(artifacts.c.name == version.artifact))
+            artifact_id = conn.execute(
+                select(artifacts.c.id).where(artifacts.c.name == version.artifact)
+            ).scalar_one()
             previous = conn.scalar(
                 select(tags.c.version_id).where(tags.c.artifact_id == artifact_id, tags.c.name == tag)
             )
@@ -430,8 +442,3 @@ class Catalog:
                 )
             ]
             return files, meta, parents
-
-    def touch(self) -> None:
-        """A cheap query that fails if the catalog is unreachable."""
-        with self.engine.connect() as conn:
-            conn.execute(update(vault_info).where(vault_info.c.key == "").values(value=""))

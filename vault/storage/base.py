@@ -16,9 +16,10 @@ reach the filesystem or a URL path.
 
 from __future__ import annotations
 
+import builtins
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from vault.errors import ConflictError, UsageError
@@ -45,6 +46,8 @@ class Backend(ABC):
     """A write-once object store. Implementations: memory, local directory, S3."""
 
     url: str
+    # A one-line caution for the user (e.g. plain HTTP allowed to a remote host), or None.
+    warning: str | None = None
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
@@ -66,6 +69,10 @@ class Backend(ABC):
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         """Return ``length`` bytes from ``offset``; fewer only if the object is shorter."""
 
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> builtins.list[bytes]:
+        """Bytes of each (offset, length) range, in request order (backends may coalesce)."""
+        return [self.get_range(key, offset, length) for offset, length in ranges]
+
     @abstractmethod
     def size(self, key: str) -> int:
         """Return the object's size in bytes; NotFoundError if it does not exist."""
@@ -86,5 +93,5 @@ class Backend(ABC):
         """A directory for temporary files that ``put_file`` can consume cheaply, or None."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 — optional hook, most backends hold nothing
         """Release connections and thread pools."""
