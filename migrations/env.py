@@ -16,7 +16,10 @@ if connection is not None:
         context.run_migrations()
 else:
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
-    with engine.begin() as conn:
-        context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+    try:
+        with engine.begin() as conn:
+            context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
