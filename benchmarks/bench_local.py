@@ -49,8 +49,13 @@ def run_rss(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int,
     """Run ``cmd``; return (seconds, the child's own peak RSS in bytes, stdout)."""
     with tempfile.NamedTemporaryFile("r") as report:
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _WRAPPER, report.name, *cmd], env=env, cwd=cwd,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _WRAPPER, report.name, *cmd],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+        )
         elapsed = time.perf_counter() - start
         code, rss_kib = (int(x) for x in (report.read().split() or ["1", "0"]))
     if proc.returncode != 0 or code != 0:
@@ -75,8 +80,12 @@ def make_model_dir(root: Path, seed: int) -> int:
     total = 0
     for i, mib in enumerate((200, 120, 60, 20)):
         body = rng.randbytes(mib * MIB)
-        header = json.dumps({f"layer{j}.weight": {"dtype": "F16", "shape": [1024, 512], "data_offsets": [0, 1]}
-                             for j in range(64)}).encode()
+        header = json.dumps(
+            {
+                f"layer{j}.weight": {"dtype": "F16", "shape": [1024, 512], "data_offsets": [0, 1]}
+                for j in range(64)
+            }
+        ).encode()
         with (root / f"model-{i:05d}-of-00004.safetensors").open("wb") as handle:
             handle.write(len(header).to_bytes(8, "little") + header + body)
         total += 8 + len(header) + len(body)
@@ -133,21 +142,27 @@ def main() -> None:
         vault_dir = work / "vault"
         run_rss([MLVAULT, "init", str(vault_dir), "--kdf-memory-mib", "64"], env, work)
         base = [MLVAULT, "--vault", str(vault_dir)]
-        print(f"data: {size / MIB:.0f} MiB incompressible file, {model_size / MIB:.0f} MiB model directory; "
-              f"{os.cpu_count()} cores")
+        print(
+            f"data: {size / MIB:.0f} MiB incompressible file, {model_size / MIB:.0f} MiB model directory; "
+            f"{os.cpu_count()} cores"
+        )
         print("\nmlvault (local vault)")
         t, rss, out = run_rss([*base, "push", "-q", "--json", str(data), "bench/big"], env, work)
         stored = json.loads(out)["stored_bytes"]
         results["ml_push"] = t
-        print(f"  push 1 GiB file     {t:7.2f} s {fmt_rate(size, t)}  peak RSS {rss / MIB:6.1f} MiB  "
-              f"stored {stored / MIB:.1f} MiB")
+        print(
+            f"  push 1 GiB file     {t:7.2f} s {fmt_rate(size, t)}  peak RSS {rss / MIB:6.1f} MiB  "
+            f"stored {stored / MIB:.1f} MiB"
+        )
         t, rss, _ = run_rss([*base, "pull", "-q", "bench/big", str(work / "out-big.bin")], env, work)
         results["ml_pull"] = t
         print(f"  pull 1 GiB file     {t:7.2f} s {fmt_rate(size, t)}  peak RSS {rss / MIB:6.1f} MiB")
         t, rss, out = run_rss([*base, "push", "-q", "--json", str(model_dir), "bench/model"], env, work)
         results["ml_push_model"] = t
-        print(f"  push model dir      {t:7.2f} s {fmt_rate(model_size, t)}  peak RSS {rss / MIB:6.1f} MiB  "
-              f"stored {json.loads(out)['stored_bytes'] / MIB:.1f} MiB")
+        print(
+            f"  push model dir      {t:7.2f} s {fmt_rate(model_size, t)}  peak RSS {rss / MIB:6.1f} MiB  "
+            f"stored {json.loads(out)['stored_bytes'] / MIB:.1f} MiB"
+        )
         t, rss, _ = run_rss([*base, "pull", "-q", "bench/model", str(work / "out-model")], env, work)
         results["ml_pull_model"] = t
         print(f"  pull model dir      {t:7.2f} s {fmt_rate(model_size, t)}  peak RSS {rss / MIB:6.1f} MiB")
@@ -155,8 +170,10 @@ def main() -> None:
         t, rss, out = run_rss([*base, "push", "-q", "--json", str(edited), "bench/big"], env, work)
         ml_new = dir_bytes(vault_dir, ("catalog.sqlite",)) - before
         results["ml_new"] = ml_new
-        print(f"  push edited v2      {t:7.2f} s  new bytes in storage {ml_new / MIB:.2f} MiB "
-              f"(packs {json.loads(out)['stored_bytes'] / MIB:.2f} MiB)")
+        print(
+            f"  push edited v2      {t:7.2f} s  new bytes in storage {ml_new / MIB:.2f} MiB "
+            f"(packs {json.loads(out)['stored_bytes'] / MIB:.2f} MiB)"
+        )
         shutil.rmtree(work / "out-model")
         (work / "out-big.bin").unlink()
 
@@ -174,11 +191,18 @@ def main() -> None:
             shutil.rmtree(work / "r-out")
             t, rss, _ = run_rss([*r, "backup", "--compression", "off", str(model_dir)], env, work)
             results["r_push_model"] = t
-            print(f"  backup model dir    {t:7.2f} s {fmt_rate(model_size, t)}  peak RSS {rss / MIB:6.1f} MiB")
-            t, rss, _ = run_rss([*r, "restore", "latest", "--path", str(model_dir), "--target",
-                                 str(work / "r-out")], env, work)
+            print(
+                f"  backup model dir    {t:7.2f} s {fmt_rate(model_size, t)}  peak RSS {rss / MIB:6.1f} MiB"
+            )
+            t, rss, _ = run_rss(
+                [*r, "restore", "latest", "--path", str(model_dir), "--target", str(work / "r-out")],
+                env,
+                work,
+            )
             results["r_pull_model"] = t
-            print(f"  restore model dir   {t:7.2f} s {fmt_rate(model_size, t)}  peak RSS {rss / MIB:6.1f} MiB")
+            print(
+                f"  restore model dir   {t:7.2f} s {fmt_rate(model_size, t)}  peak RSS {rss / MIB:6.1f} MiB"
+            )
             shutil.rmtree(work / "r-out")
             # restic's second version: same file name, new content (parent snapshot dedups).
             v2_dir = work / "r-v2"
@@ -204,7 +228,9 @@ def main() -> None:
             edited.unlink()
             write_random(big, args.big_gib * 1024 * MIB, 4)
             t, rss, _ = run_rss([*base, "push", "-q", str(big), "bench/huge"], env, work)
-            print(f"\n{args.big_gib} GiB file: push {t:.2f} s, peak RSS {rss / MIB:.1f} MiB (target ≤ 150 MiB)")
+            print(
+                f"\n{args.big_gib} GiB file: push {t:.2f} s, peak RSS {rss / MIB:.1f} MiB (target ≤ 150 MiB)"
+            )
             t, rss, _ = run_rss([*base, "pull", "-q", "bench/huge", str(work / "huge-out.bin")], env, work)
             print(f"{args.big_gib} GiB file: pull {t:.2f} s, peak RSS {rss / MIB:.1f} MiB")
     finally:

@@ -39,6 +39,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
+def _one_line(exc: object) -> str:
+    # Driver messages (psycopg, botocore) can span lines; the contract is one line per error.
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def handle_errors(func: F) -> F:
     """Map every error to one stderr line and its exit code; never show a traceback."""
 
@@ -47,7 +52,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MlvaultError as exc:
-            output.err.print(f"error: {exc}", markup=False)
+            output.err.print(f"error: {_one_line(exc)}", markup=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             output.err.print("interrupted; nothing was committed", markup=False)
@@ -58,7 +63,8 @@ def handle_errors(func: F) -> F:
             if os.environ.get("MLVAULT_DEBUG"):
                 traceback.print_exc()
             output.err.print(
-                f"error: unexpected {type(exc).__name__}: {exc} (set MLVAULT_DEBUG=1 for details)", markup=False
+                f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (set MLVAULT_DEBUG=1 for details)",
+                markup=False,
             )
             raise typer.Exit(1) from None
 
@@ -66,19 +72,23 @@ def handle_errors(func: F) -> F:
 
 
 @app.callback()
+@handle_errors
 def main_options(
     ctx: typer.Context,
     vault_url: Annotated[
-        str | None, typer.Option("--vault", "-V", envvar="MLVAULT_VAULT", help="Vault path or s3://bucket/prefix.")
+        str | None,
+        typer.Option("--vault", "-V", envvar="MLVAULT_VAULT", help="Vault path or s3://bucket/prefix."),
     ] = None,
     catalog: Annotated[
-        str | None, typer.Option("--catalog", envvar="MLVAULT_CATALOG", help="Catalog URL (overrides the vault's).")
+        str | None,
+        typer.Option("--catalog", envvar="MLVAULT_CATALOG", help="Catalog URL (overrides the vault's)."),
     ] = None,
     passphrase_file: Annotated[
         Path | None, typer.Option("--passphrase-file", help="Read the passphrase from this file.")
     ] = None,
     endpoint_url: Annotated[
-        str | None, typer.Option("--endpoint-url", envvar="MLVAULT_ENDPOINT_URL", help="S3-compatible endpoint.")
+        str | None,
+        typer.Option("--endpoint-url", envvar="MLVAULT_ENDPOINT_URL", help="S3-compatible endpoint."),
     ] = None,
     profile: Annotated[str | None, typer.Option("--profile", help="AWS profile for S3 vaults.")] = None,
     region: Annotated[str | None, typer.Option("--region", help="AWS region for S3 vaults.")] = None,
@@ -88,7 +98,12 @@ def main_options(
 ) -> None:
     """Global options; every command also reads MLVAULT_VAULT and mlvault.toml."""
     ctx.obj = resolve(
-        vault_url, catalog, passphrase_file, endpoint_url=endpoint_url, profile=profile, region=region,
+        vault_url,
+        catalog,
+        passphrase_file,
+        endpoint_url=endpoint_url,
+        profile=profile,
+        region=region,
         allow_insecure_http=allow_insecure_http,
     )
 
@@ -96,13 +111,17 @@ def main_options(
 def _storage_options(settings: Settings) -> StorageOptions:
     if settings.allow_insecure_http:
         output.err.print("warning: --allow-insecure-http: S3 traffic is not protected by TLS", markup=False)
-    return StorageOptions(settings.endpoint_url, settings.profile, settings.region, settings.allow_insecure_http)
+    return StorageOptions(
+        settings.endpoint_url, settings.profile, settings.region, settings.allow_insecure_http
+    )
 
 
 def _open(ctx: typer.Context) -> vault.Vault:
     settings: Settings = ctx.obj
     return vault.open_vault(
-        require_vault(settings), passphrase=passphrase_reader(settings), catalog_url=settings.catalog,
+        require_vault(settings),
+        passphrase=passphrase_reader(settings),
+        catalog_url=settings.catalog,
         storage_options=_storage_options(settings),
     )
 
@@ -130,13 +149,20 @@ def init(
     settings: Settings = ctx.obj
     kdf = KdfParams(kdf_time, int(kdf_memory_mib * 1024), kdf_parallelism)
     with vault.init_vault(
-        path, passphrase=passphrase_reader(settings, confirm=True), kdf=kdf, catalog_url=settings.catalog,
+        path,
+        passphrase=passphrase_reader(settings, confirm=True),
+        kdf=kdf,
+        catalog_url=settings.catalog,
         storage_options=_storage_options(settings),
     ) as v:
         output.out.print(f"initialized vault {v.config.vault_id} at {path}", markup=False)
-        output.out.print(f"catalog: {v.catalog.engine.url.render_as_string(hide_password=True)}", markup=False)
+        output.out.print(
+            f"catalog: {v.catalog.engine.url.render_as_string(hide_password=True)}", markup=False
+        )
         if kdf.is_weak:
-            output.err.print("warning: KDF parameters are weaker than RFC 9106's low-memory profile", markup=False)
+            output.err.print(
+                "warning: KDF parameters are weaker than RFC 9106's low-memory profile", markup=False
+            )
 
 
 @app.command()
@@ -145,9 +171,15 @@ def push(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="File or directory to push.")],
     artifact: Annotated[str, typer.Argument(help="Artifact name, e.g. team/resnet.")],
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag the new version (repeatable).")] = None,
-    meta: Annotated[list[str] | None, typer.Option("--meta", "-m", help="key=value metadata (repeatable).")] = None,
-    kind: Annotated[str, typer.Option(help="model or dataset.")] = "model",
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Tag the new version (repeatable).")
+    ] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", "-m", help="key=value metadata (repeatable).")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="model or dataset (default: the artifact's, or model).")
+    ] = None,
     parent: Annotated[
         list[str] | None, typer.Option("--from", help="Lineage: a version this was made from (repeatable).")
     ] = None,
@@ -159,8 +191,15 @@ def push(
     with _open(ctx) as v:
         v.unlock()
         with progress_bar("push", None, not quiet) as progress:
-            result = v.push(path, artifact, kind=kind, tags=tag or [], metadata=metadata, parents=parent or [],
-                            progress=progress)
+            result = v.push(
+                path,
+                artifact,
+                kind=kind,
+                tags=tag or [],
+                metadata=metadata,
+                parents=parent or [],
+                progress=progress,
+            )
     if json_out:
         emit_json(result)
         return
@@ -178,15 +217,22 @@ def push(
 def pull(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="team/name, team/name@v3, @tag or @sha256:<hex>.")],
-    dest: Annotated[Path, typer.Argument(help="Destination (must not exist; a file version may go into a dir).")],
+    dest: Annotated[
+        Path, typer.Argument(help="Destination (must not exist; a file version may go into a dir).")
+    ],
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Skip the signature check against the trust policy (warns).")
+    ] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write a version to DEST, verifying every byte before it appears."""
+    """Write a version to DEST, verifying every byte (and its signatures, per the trust policy) first."""
     with _open(ctx) as v:
         v.unlock()
+        check = signing_commands.pull_verifier(v, verify=not no_verify)
         with progress_bar("pull", None, not quiet) as progress:
-            result = v.pull(ref, dest, progress=progress)
+            result = v.pull(ref, dest, progress=progress, verifier=check)
+    signing_commands.report_pull_verification(check)
     if json_out:
         emit_json(result)
         return
@@ -233,8 +279,13 @@ def log(
     table = Table("version", "digest", "size", "files", "creator", "created", "tags", box=None)
     for row in rows:
         table.add_row(
-            f"v{row.number}", row.digest[:16], human_size(row.size), str(row.file_count), row.created_by,
-            row.created_at.strftime("%Y-%m-%d %H:%M:%S"), ", ".join(row.tags),
+            f"v{row.number}",
+            row.digest[:16],
+            human_size(row.size),
+            str(row.file_count),
+            row.created_by,
+            row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ", ".join(row.tags),
         )
     output.out.print(table)
 
@@ -251,12 +302,16 @@ def show(
         details = v.show(ref)
     version = details.version
     if json_out:
-        emit_json({
-            "version": version,
-            "files": [{"path": p, "size": s, "mode": oct(m), "sha256": h} for p, s, m, h in details.files],
-            "metadata": details.metadata,
-            "parents": details.parents,
-        })
+        emit_json(
+            {
+                "version": version,
+                "files": [
+                    {"path": p, "size": s, "mode": oct(m), "sha256": h} for p, s, m, h in details.files
+                ],
+                "metadata": details.metadata,
+                "parents": details.parents,
+            }
+        )
         return
     output.out.print(f"{version.artifact}@v{version.number} ({version.kind})", markup=False)
     output.out.print(f"digest   sha256:{version.digest}", markup=False)
@@ -316,9 +371,27 @@ def check(
         raise typer.Exit(5)
 
 
+# Registers key, sign, verify, trust and signature on ``app``; imported last because it imports this module.
+from cli import signing_commands  # noqa: E402
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; click's own parse errors also become one ``error:`` line."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        output.err.print("error: aborted", markup=False)
+        sys.exit(1)
     except KeyboardInterrupt:  # pragma: no cover — interrupted outside a command
         sys.exit(130)
+    except Exception as exc:
+        # click's ClickException (typer vendors click, so matched by shape): format_message() + exit_code.
+        exit_code = getattr(exc, "exit_code", None)
+        if not hasattr(exc, "format_message") or not isinstance(exit_code, int):
+            raise
+        if type(exc).__name__ != "NoArgsIsHelpError":  # bare `mlvault`: the help is already printed
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            output.err.print(f"error: {_one_line(exc.format_message())}{hint}", markup=False)
+        sys.exit(exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -56,7 +56,9 @@ def _str(value: object) -> str | None:
 def require_vault(settings: Settings) -> str:
     """The vault URL, or a usage error saying how to give one."""
     if not settings.vault:
-        raise UsageError("no vault given: pass --vault PATH, set MLVAULT_VAULT, or add vault = \"...\" to mlvault.toml")
+        raise UsageError(
+            'no vault given: pass --vault PATH, set MLVAULT_VAULT, or add vault = "..." to mlvault.toml'
+        )
     return settings.vault
 
 
@@ -68,14 +70,17 @@ def passphrase_reader(settings: Settings, *, confirm: bool = False) -> Callable[
             try:
                 text = settings.passphrase_file.read_text().rstrip("\r\n")
             except OSError as exc:
-                raise UsageError(f"cannot read passphrase file {settings.passphrase_file}: {exc.strerror}") from exc
+                raise UsageError(
+                    f"cannot read passphrase file {settings.passphrase_file}: {exc.strerror}"
+                ) from exc
             return text.encode()
         env = os.environ.get("MLVAULT_PASSPHRASE")
         if env:
             return env.encode()
         if not sys.stdin.isatty():
             raise AuthenticationError(
-                "a passphrase is needed: set MLVAULT_PASSPHRASE or use --passphrase-file (no terminal to prompt on)"
+                "a passphrase is needed: set MLVAULT_PASSPHRASE or use --passphrase-file "
+                "(no terminal to prompt on)"
             )
         first = getpass.getpass("Vault passphrase: ")
         if confirm and getpass.getpass("Repeat passphrase: ") != first:

@@ -33,7 +33,9 @@ def cheap_kdf() -> KdfParams:
 def _postgres_database() -> Iterator[str]:
     base = os.environ.get(POSTGRES_ENV)
     if not base:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+        )
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -71,8 +73,9 @@ def make_vault(tmp_path: Path) -> Iterator[Callable[..., vault.Vault]]:
 
     def factory(catalog_url: str | None = None, **kwargs: object) -> vault.Vault:
         path = tmp_path / f"vault-{len(opened)}"
-        v = vault.init_vault(str(path), passphrase=PASSPHRASE, kdf=CHEAP_KDF, catalog_url=catalog_url,
-                             **kwargs)  # type: ignore[arg-type]
+        v = vault.init_vault(
+            str(path), passphrase=PASSPHRASE, kdf=CHEAP_KDF, catalog_url=catalog_url, **kwargs
+        )  # type: ignore[arg-type]
         opened.append(v)
         return v
 

@@ -21,7 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_install_init_push_pull(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
         check=True,
         cwd=tmp_path,
     )
@@ -35,7 +46,10 @@ def test_wheel_install_init_push_pull(tmp_path: Path) -> None:
     work.mkdir()
     where = subprocess.run(
         [py, "-c", "import vault, migrations; print(vault.__file__); print(migrations.__file__)"],
-        check=True, cwd=work, capture_output=True, text=True,
+        check=True,
+        cwd=work,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert all(str(env_dir) in p for p in where), where
 

@@ -5,7 +5,8 @@ every pack the index uses exists with its recorded size, every version's manifes
 With ``read_data`` every pack's trailer is authenticated and compared with the index,
 every indexed chunk is decrypted and its keyed id recomputed, every manifest is opened
 and cross-checked, and each damaged chunk is traced to the files (``artifact@vN:path``)
-that need it.
+that need it. A store that cannot be reached ends the check with StorageUnavailableError:
+only what was read and found wrong is reported as damage.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import TYPE_CHECKING
 
 import zstandard
 
-from vault.errors import ConfigurationError, IntegrityError, MlvaultError, NotFoundError
+from vault.errors import (
+    ConfigurationError,
+    IntegrityError,
+    MlvaultError,
+    NotFoundError,
+    StorageUnavailableError,
+)
 from vault.formats import chunk as chunk_format
 from vault.packs import pack_key, read_trailer
 
@@ -45,9 +52,15 @@ def run_check(vault: Vault, *, read_data: bool, progress: Callable[[int], None] 
         keyring = vault._keyring(pack.ring_id)
         indexed = vault.catalog.pack_chunks(pack.id)
         try:
-            trailer = {(e.chunk_id, e.offset, e.length) for e in read_trailer(vault.backend, pack.id, keyring)}
+            trailer = {
+                (e.chunk_id, e.offset, e.length) for e in read_trailer(vault.backend, pack.id, keyring)
+            }
             if not set(indexed) <= trailer:
-                report.problems.append(f"pack {pack.id}: the trailer does not list chunks the catalog places there")
+                report.problems.append(
+                    f"pack {pack.id}: the trailer does not list chunks the catalog places there"
+                )
+        except StorageUnavailableError:
+            raise  # an outage is not damage: the check cannot finish, so it fails
         except MlvaultError as exc:
             report.problems.append(f"pack {pack.id}: trailer damaged ({exc})")
         decompressor = zstandard.ZstdDecompressor()
@@ -75,6 +88,8 @@ def run_check(vault: Vault, *, read_data: bool, progress: Callable[[int], None] 
             continue
         try:
             manifest = vault.load_manifest(version)
+        except StorageUnavailableError:
+            raise
         except MlvaultError as exc:
             report.problems.append(f"{name}: manifest damaged ({exc})")
             report.damaged_files.append(f"{name}: (all files)")

@@ -23,7 +23,7 @@ its user-facing message style and its process exit code; the CLI prints
         ├── MalformedSignatureError   exit 11  bundle cannot be parsed / wrong media or predicate type
         ├── SignatureInvalidError     exit 12  cryptographic signature does not verify
         ├── UntrustedSignerError      exit 13  signer not trusted for this namespace / threshold unmet
-        └── ContentMismatchError      exit 14  a file differs from, is missing from, or is extra to the signature
+        └── ContentMismatchError      exit 14  a file differs, is missing, or is extra
 """
 
 from __future__ import annotations

@@ -38,8 +38,9 @@ def create_owner(backend: Backend, vault_id: bytes, passphrase: bytes, kdf: KdfP
     return owner_key
 
 
-def add_passphrase_slot(backend: Backend, vault_id: bytes, owner_key: bytes, passphrase: bytes,
-                        kdf: KdfParams) -> str:
+def add_passphrase_slot(
+    backend: Backend, vault_id: bytes, owner_key: bytes, passphrase: bytes, kdf: KdfParams
+) -> str:
     """Wrap ``owner_key`` under another passphrase; returns the slot key."""
     slot_id, salt = new_id(), os.urandom(SALT_SIZE)
     kek = stretch(passphrase, salt, kdf.check())

@@ -33,8 +33,9 @@ def pack_key(pack_id: str) -> str:
 class PackWriter:
     """Accumulates chunk records into packs of about ``target_size`` bytes."""
 
-    def __init__(self, backend: Backend, catalog: Catalog, keyring: Keyring, target_size: int,
-                 *, uploads: int = 2) -> None:
+    def __init__(
+        self, backend: Backend, catalog: Catalog, keyring: Keyring, target_size: int, *, uploads: int = 2
+    ) -> None:
         self._backend = backend
         self._catalog = catalog
         self._keyring = keyring
@@ -77,7 +78,11 @@ class PackWriter:
         assert self._file is not None and self._path is not None
         keyring = self._keyring
         trailer = sealed.seal(
-            sealed.TRAILER, keyring.dek(keyring.epoch), keyring.ring_id, keyring.epoch, self._pack_id,
+            sealed.TRAILER,
+            keyring.dek(keyring.epoch),
+            keyring.ring_id,
+            keyring.epoch,
+            self._pack_id,
             pack_format.encode_entries(self._entries),
         )
         self._file.write(trailer)

@@ -100,7 +100,9 @@ class ChunkFetcher:
         return self._pool.submit(self.fetch_run, run)
 
 
-def plan_runs(entry: FileEntry, locations: dict[bytes, ChunkLocation]) -> list[list[tuple[bytes, ChunkLocation]]]:
+def plan_runs(
+    entry: FileEntry, locations: dict[bytes, ChunkLocation]
+) -> list[list[tuple[bytes, ChunkLocation]]]:
     """Group a file's chunks, in file order, into runs that one ranged read can serve."""
     runs: list[list[tuple[bytes, ChunkLocation]]] = []
     for chunk_id, _ in entry.chunks:
@@ -121,8 +123,15 @@ def plan_runs(entry: FileEntry, locations: dict[bytes, ChunkLocation]) -> list[l
     return runs
 
 
-def write_file(entry: FileEntry, target: Path, fetcher: ChunkFetcher, locate: Locate,
-               progress: Progress | None, hasher: ThreadPoolExecutor, window: int = 6) -> bytes:
+def write_file(
+    entry: FileEntry,
+    target: Path,
+    fetcher: ChunkFetcher,
+    locate: Locate,
+    progress: Progress | None,
+    hasher: ThreadPoolExecutor,
+    window: int = 6,
+) -> bytes:
     """Write one file from its chunks; return its verified SHA-256 (raw).
 
     Up to ``window`` runs are fetched and decrypted ahead on the pool. The SHA-256 runs on
@@ -161,8 +170,9 @@ def write_file(entry: FileEntry, target: Path, fetcher: ChunkFetcher, locate: Lo
     return digest
 
 
-def materialize(manifest: Manifest, dest: Path, fetcher: ChunkFetcher, locate: Locate,
-                progress: Progress | None = None) -> tuple[Path, dict[str, bytes]]:
+def materialize(
+    manifest: Manifest, dest: Path, fetcher: ChunkFetcher, locate: Locate, progress: Progress | None = None
+) -> tuple[Path, dict[str, bytes]]:
     """Write ``manifest`` to ``dest`` atomically; return where it landed and path → SHA-256."""
     dest = plan_destination(manifest, dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:40]}.mlvault-", dir=dest.parent))

@@ -8,8 +8,8 @@ encrypted, again on workers, in order of completion (pack order does not matter;
 manifest keeps file order). At most
 ``window`` chunks wait to be hashed and ``window`` to be encrypted, so resident memory is
 a few dozen MiB whatever the size of the input. Workers append their records to the pack
-writer themselves (under its lock), which keeps file writes off the main thread. hashlib, blake3, zstd and AES-GCM all
-release the GIL, so both cores work.
+writer themselves (under its lock), which keeps file writes off the main thread. hashlib,
+blake3, zstd and AES-GCM all release the GIL, so both cores work.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def scan_source(path: Path) -> Source:
             except OSError as exc:
                 raise UsageError(f"cannot read {full}: {exc.strerror}") from exc
             if not stat.S_ISREG(fst.st_mode):
-                raise UsageError(f"{full} is not a regular file (sockets, devices and fifos cannot be pushed)")
+                raise UsageError(
+                    f"{full} is not a regular file (sockets, devices and fifos cannot be pushed)"
+                )
             entry = _name(name if rel == "." else f"{rel}/{name}", full)
             files.append(SourceFile(full, entry, fst.st_size, stat.S_IMODE(fst.st_mode)))
     files.sort(key=lambda f: f.name)
@@ -110,8 +112,16 @@ def scan_source(path: Path) -> Source:
 class ChunkStore:
     """Stores new chunks of one keyring during one push; dedups against the catalog."""
 
-    def __init__(self, catalog: Catalog, keyring: Keyring, writer: PackWriter, pool: ThreadPoolExecutor,
-                 *, compression: bool, window: int = 8) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        keyring: Keyring,
+        writer: PackWriter,
+        pool: ThreadPoolExecutor,
+        *,
+        compression: bool,
+        window: int = 8,
+    ) -> None:
         self._catalog = catalog
         self._keyring = keyring
         self._writer = writer
@@ -151,9 +161,16 @@ class ChunkStore:
             self._encrypting.popleft().result()
 
 
-def push_file(src: SourceFile, chunker: Chunker, store: ChunkStore, keyring: Keyring,
-              pool: ThreadPoolExecutor, hasher_pool: ThreadPoolExecutor, progress: Progress | None,
-              window: int = 8) -> FileEntry:
+def push_file(
+    src: SourceFile,
+    chunker: Chunker,
+    store: ChunkStore,
+    keyring: Keyring,
+    pool: ThreadPoolExecutor,
+    hasher_pool: ThreadPoolExecutor,
+    progress: Progress | None,
+    window: int = 8,
+) -> FileEntry:
     """Chunk, hash and store one file; return its manifest entry."""
     sha = hashlib.sha256()
     chunk_list: list[tuple[bytes, int]] = []

@@ -76,4 +76,6 @@ def parse_ref(text: str) -> Ref:
         raise UsageError(f"invalid digest in {text!r}: use sha256: and at least 12 lower-case hex digits")
     if _TAG_RE.fullmatch(selector) and not re.match(r"v[0-9]", selector):
         return Ref(name, tag=selector)
-    raise UsageError(f"invalid reference {text!r}: expected {name}, {name}@v3, {name}@<tag> or {name}@sha256:<hex>")
+    raise UsageError(
+        f"invalid reference {text!r}: expected {name}, {name}@v3, {name}@<tag> or {name}@sha256:<hex>"
+    )

@@ -130,7 +130,8 @@ def _resolve_catalog_url(url: str, backend: Backend, config: VaultConfig, overri
     if config.catalog:
         return config.catalog
     if not is_remote(url):
-        return f"sqlite:///{Path(urlparse(url).path if url.startswith('file://') else url).resolve()}/catalog.sqlite"
+        local = Path(urlparse(url).path if url.startswith("file://") else url).resolve()
+        return f"sqlite:///{local}/catalog.sqlite"
     path = Path(platformdirs.user_data_dir("mlvault")) / "catalogs" / f"{config.vault_id}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
@@ -143,10 +144,17 @@ def _passphrase_bytes(source: Passphrase) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
-def init_vault(url: str, *, passphrase: Passphrase, kdf: KdfParams = RFC9106_LOW_MEMORY,
-               catalog_url: str | None = None, storage_options: StorageOptions | None = None,
-               chunker: ChunkerParams | None = None, pack_size: int = 16 * 1024 * 1024,
-               principal: str | None = None) -> Vault:
+def init_vault(
+    url: str,
+    *,
+    passphrase: Passphrase,
+    kdf: KdfParams = RFC9106_LOW_MEMORY,
+    catalog_url: str | None = None,
+    storage_options: StorageOptions | None = None,
+    chunker: ChunkerParams | None = None,
+    pack_size: int = 16 * 1024 * 1024,
+    principal: str | None = None,
+) -> Vault:
     """Create a new vault at ``url`` and return it open."""
     kdf.check()
     secret = _passphrase_bytes(passphrase)
@@ -164,7 +172,9 @@ def init_vault(url: str, *, passphrase: Passphrase, kdf: KdfParams = RFC9106_LOW
             stored_catalog = catalog_url.replace(f":{parsed.password}@", "@", 1)
         else:
             stored_catalog = catalog_url
-    config = VaultConfig(vault_id.hex(), (chunker or ChunkerParams()).check(), pack_size, "zstd", stored_catalog)
+    config = VaultConfig(
+        vault_id.hex(), (chunker or ChunkerParams()).check(), pack_size, "zstd", stored_catalog
+    )
     config_format.decode(config_format.encode(config))  # refuse what we could not read back
     catalog = open_catalog(_resolve_catalog_url(url, backend, config, catalog_url))
     catalog.set_info("vault_id", config.vault_id)
@@ -178,9 +188,15 @@ def init_vault(url: str, *, passphrase: Passphrase, kdf: KdfParams = RFC9106_LOW
     return vault
 
 
-def open_vault(url: str, *, passphrase: Passphrase = None, catalog_url: str | None = None,
-               storage_options: StorageOptions | None = None, principal: str | None = None,
-               workers: int | None = None) -> Vault:
+def open_vault(
+    url: str,
+    *,
+    passphrase: Passphrase = None,
+    catalog_url: str | None = None,
+    storage_options: StorageOptions | None = None,
+    principal: str | None = None,
+    workers: int | None = None,
+) -> Vault:
     """Open the existing vault at ``url``. The passphrase is asked for only when needed."""
     backend = open_backend(url, storage_options)
     try:
@@ -201,8 +217,16 @@ def open_vault(url: str, *, passphrase: Passphrase = None, catalog_url: str | No
 class Vault:
     """An open vault."""
 
-    def __init__(self, backend: Backend, catalog: Catalog, config: VaultConfig, passphrase: Passphrase = None,
-                 *, principal: str | None = None, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        catalog: Catalog,
+        config: VaultConfig,
+        passphrase: Passphrase = None,
+        *,
+        principal: str | None = None,
+        workers: int | None = None,
+    ) -> None:
         self.backend = backend
         self.catalog = catalog
         self.config = config
@@ -232,7 +256,9 @@ class Vault:
 
     def _owner(self) -> bytes:
         if self._owner_key is None:
-            self._owner_key = keystore.open_owner(self.backend, self.vault_id, _passphrase_bytes(self._passphrase))
+            self._owner_key = keystore.open_owner(
+                self.backend, self.vault_id, _passphrase_bytes(self._passphrase)
+            )
         return self._owner_key
 
     def _keyring(self, ring_id: str) -> Keyring:
@@ -260,9 +286,17 @@ class Vault:
 
     # -- push ---------------------------------------------------------------------------
 
-    def push(self, path: str | os.PathLike[str], artifact: str, *, kind: str | None = None,
-             tags: list[str] | tuple[str, ...] = (), metadata: dict[str, str] | None = None,
-             parents: list[str] | tuple[str, ...] = (), progress: Progress | None = None) -> PushResult:
+    def push(
+        self,
+        path: str | os.PathLike[str],
+        artifact: str,
+        *,
+        kind: str | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        metadata: dict[str, str] | None = None,
+        parents: list[str] | tuple[str, ...] = (),
+        progress: Progress | None = None,
+    ) -> PushResult:
         """Store ``path`` as the next version of ``artifact``."""
         check_artifact_name(artifact)
         existing_kind = self.catalog.artifact_kind(artifact)
@@ -301,27 +335,56 @@ class Vault:
             hasher.shutdown(wait=True, cancel_futures=True)
         version_id = new_id().hex()
         manifest = Manifest(
-            vault_id=self.config.vault_id, version_id=version_id, artifact=artifact, kind=kind, root=source.root,
-            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), created_by=self.principal,
-            files=tuple(files), dirs=source.dirs, metadata=metadata,
+            vault_id=self.config.vault_id,
+            version_id=version_id,
+            artifact=artifact,
+            kind=kind,
+            root=source.root,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            created_by=self.principal,
+            files=tuple(files),
+            dirs=source.dirs,
+            metadata=metadata,
             parents=tuple(f"{p.artifact}@v{p.number}" for p in parent_rows),
         )
         blob = sealed.seal(
-            sealed.MANIFEST, keyring.dek(keyring.epoch), keyring.ring_id, keyring.epoch,
-            bytes.fromhex(version_id), manifest_format.encode(manifest),
+            sealed.MANIFEST,
+            keyring.dek(keyring.epoch),
+            keyring.ring_id,
+            keyring.epoch,
+            bytes.fromhex(version_id),
+            manifest_format.encode(manifest),
         )
         self.backend.put(manifest_key(version_id), blob)
         number = self.catalog.commit_version(
             NewVersion(
-                id=version_id, artifact=artifact, namespace=namespace, kind=kind, digest=manifest.digest,
-                size=manifest.size, root=source.root, ring_id=keyring.ring_id.hex(), created_by=self.principal,
-                files=[(f.path, f.size, f.mode, f.sha256.hex()) for f in files], metadata=metadata,
-                parents=[p.id for p in parent_rows], tags=tags,
+                id=version_id,
+                artifact=artifact,
+                namespace=namespace,
+                kind=kind,
+                digest=manifest.digest,
+                size=manifest.size,
+                root=source.root,
+                ring_id=keyring.ring_id.hex(),
+                created_by=self.principal,
+                files=[(f.path, f.size, f.mode, f.sha256.hex()) for f in files],
+                metadata=metadata,
+                parents=[p.id for p in parent_rows],
+                tags=tags,
             )
         )
         return PushResult(
-            artifact, number, version_id, manifest.digest, manifest.size, len(files), store.new_chunks,
-            store.reused_chunks, writer.stored_bytes, writer.packs_written, tags,
+            artifact,
+            number,
+            version_id,
+            manifest.digest,
+            manifest.size,
+            len(files),
+            store.new_chunks,
+            store.reused_chunks,
+            writer.stored_bytes,
+            writer.packs_written,
+            tags,
         )
 
     # -- read side ----------------------------------------------------------------------
@@ -351,16 +414,31 @@ class Vault:
             or manifest.vault_id != self.config.vault_id
             or manifest.digest != version.digest
         ):
-            raise IntegrityError(f"the manifest of {version.artifact}@v{version.number} does not match the catalog")
+            raise IntegrityError(
+                f"the manifest of {version.artifact}@v{version.number} does not match the catalog"
+            )
         return manifest
 
-    def pull(self, ref: str, dest: str | os.PathLike[str], *, progress: Progress | None = None) -> PullResult:
-        """Write the version ``ref`` names to ``dest`` (verified, atomic)."""
+    def pull(
+        self,
+        ref: str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        verifier: Callable[[VersionRow, Manifest], object] | None = None,
+    ) -> PullResult:
+        """Write the version ``ref`` names to ``dest`` (verified, atomic).
+
+        ``verifier`` (e.g. ``SignatureService.pull_verifier()``) sees the version and its authenticated
+        manifest before anything is written; it raises to refuse the pull.
+        """
         version = self.resolve(ref)
         try:
             manifest = self.load_manifest(version)
         except IntegrityError as exc:
             raise IntegrityError(f"{version.artifact}@v{version.number}: {exc}") from exc
+        if verifier is not None:
+            verifier(version, manifest)
         keyring = self._keyring(version.ring_id)
         ring_hex = version.ring_id
 
@@ -371,7 +449,12 @@ class Vault:
             fetcher = ChunkFetcher(self.backend, keyring, pool)
             target, digests = materialize(manifest, Path(dest), fetcher, locate, progress)
         return PullResult(
-            version.artifact, version.number, version.digest, str(target), len(manifest.files), manifest.size,
+            version.artifact,
+            version.number,
+            version.digest,
+            str(target),
+            len(manifest.files),
+            manifest.size,
             {path: d.hex() for path, d in digests.items()},
         )
 
@@ -401,4 +484,3 @@ class Vault:
         from vault.check import run_check
 
         return run_check(self, read_data=read_data, progress=progress)
-

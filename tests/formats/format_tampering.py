@@ -27,8 +27,10 @@ def load_vectors() -> dict[str, Any]:
 
 
 def refused(
-    fn: Callable[..., object], *args: object,
-    expect: type[MlvaultError] | tuple[type[MlvaultError], ...] = REFUSALS, **kwargs: object,
+    fn: Callable[..., object],
+    *args: object,
+    expect: type[MlvaultError] | tuple[type[MlvaultError], ...] = REFUSALS,
+    **kwargs: object,
 ) -> MlvaultError:
     """Call ``fn(*args, **kwargs)``; it must raise ``expect`` (an mlvault error). Returns the error."""
     with pytest.raises(MlvaultError) as info:

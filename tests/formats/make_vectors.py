@@ -64,7 +64,8 @@ def zstd_plaintext(inputs: dict[str, Any]) -> bytes:
 def keyring_from(inputs: dict[str, Any]) -> Keyring:
     """The fixed two-epoch keyring of the vectors."""
     return Keyring(
-        bytes.fromhex(inputs["ring_id"]), bytes.fromhex(inputs["id_key"]),
+        bytes.fromhex(inputs["ring_id"]),
+        bytes.fromhex(inputs["id_key"]),
         tuple(bytes.fromhex(d) for d in inputs["deks"]),
     )
 
@@ -80,10 +81,17 @@ def manifest_from(inputs: dict[str, Any], chunk_id: bytes, chunk_size: int) -> m
         ),
     )
     return manifest.Manifest(
-        vault_id=inputs["vault_id"], version_id=inputs["version_id"], artifact="team/model", kind="model",
-        root="dir", created_at="2024-05-01T12:00:00+00:00", created_by="alice", files=files,
+        vault_id=inputs["vault_id"],
+        version_id=inputs["version_id"],
+        artifact="team/model",
+        kind="model",
+        root="dir",
+        created_at="2024-05-01T12:00:00+00:00",
+        created_by="alice",
+        files=files,
         dirs=(manifest.DirEntry("sub", 0o755), manifest.DirEntry("empty", 0o700)),
-        metadata={"framework": "torch", "note": "naïve ✓"}, parents=("data/set@v1",),
+        metadata={"framework": "torch", "note": "naïve ✓"},
+        parents=("data/set@v1",),
     )
 
 
@@ -112,28 +120,48 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
         pack.TrailerEntry(zid, pack.HEADER_SIZE + len(record), len(zrecord)),
     ]
     trailer_plain = pack.encode_entries(entries)
-    trailer = sealed.seal(sealed.TRAILER, dek, ring_id, epoch, pack_id, trailer_plain,
-                          nonce=h(inputs["trailer_nonce"]))
+    trailer = sealed.seal(
+        sealed.TRAILER, dek, ring_id, epoch, pack_id, trailer_plain, nonce=h(inputs["trailer_nonce"])
+    )
     footer = pack.encode_footer(len(trailer))
     whole = header + record + zrecord + trailer + footer
     out["pack"] = {
-        "header": header.hex(), "trailer_plaintext": trailer_plain.hex(), "trailer": trailer.hex(),
-        "footer": footer.hex(), "size": len(whole), "sha256": hashlib.sha256(whole).hexdigest(),
+        "header": header.hex(),
+        "trailer_plaintext": trailer_plain.hex(),
+        "trailer": trailer.hex(),
+        "footer": footer.hex(),
+        "size": len(whole),
+        "sha256": hashlib.sha256(whole).hexdigest(),
     }
 
     doc = manifest_from(inputs, chunk_id, len(plain))
     plaintext = manifest.encode(doc)
     out["manifest"] = {
-        "plaintext": plaintext.decode(), "digest": doc.digest,
-        "sealed": sealed.seal(sealed.MANIFEST, dek, ring_id, epoch, h(inputs["version_id"]), plaintext,
-                              nonce=h(inputs["manifest_nonce"])).hex(),
+        "plaintext": plaintext.decode(),
+        "digest": doc.digest,
+        "sealed": sealed.seal(
+            sealed.MANIFEST,
+            dek,
+            ring_id,
+            epoch,
+            h(inputs["version_id"]),
+            plaintext,
+            nonce=h(inputs["manifest_nonce"]),
+        ).hex(),
     }
 
     secret = keyring_format.encode(ring)
     out["keyring"] = {
         "secret": secret.hex(),
-        "sealed": sealed.seal(sealed.KEYRING, h(inputs["kek"]), ring_id, 0, h(inputs["keyring_object_id"]),
-                              secret, nonce=h(inputs["keyring_nonce"])).hex(),
+        "sealed": sealed.seal(
+            sealed.KEYRING,
+            h(inputs["kek"]),
+            ring_id,
+            0,
+            h(inputs["keyring_object_id"]),
+            secret,
+            nonce=h(inputs["keyring_nonce"]),
+        ).hex(),
     }
 
     vault_id, owner_key = h(inputs["vault_id"]), h(inputs["owner_key"])
@@ -141,8 +169,15 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
     owner_kek = aead.derive_key(owner_key, owner_slot_id, keyslot.OWNER_INFO)
     out["owner_slot"] = {
         "kek": owner_kek.hex(),
-        "slot": keyslot.encode(keyslot.KIND_OWNER, vault_id, ring_id, owner_slot_id, owner_kek, secret,
-                               nonce=h(inputs["owner_slot_nonce"])).hex(),
+        "slot": keyslot.encode(
+            keyslot.KIND_OWNER,
+            vault_id,
+            ring_id,
+            owner_slot_id,
+            owner_kek,
+            secret,
+            nonce=h(inputs["owner_slot_nonce"]),
+        ).hex(),
     }
 
     kdf = KdfParams(*inputs["kdf"])
@@ -150,9 +185,17 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
     pass_kek = stretch(inputs["passphrase"].encode(), salt, kdf)
     out["passphrase_slot"] = {
         "kek": pass_kek.hex(),
-        "slot": keyslot.encode(keyslot.KIND_PASSPHRASE, vault_id, b"\0" * 16, h(inputs["passphrase_slot_id"]),
-                               pass_kek, owner_key, kdf=kdf, salt=salt,
-                               nonce=h(inputs["passphrase_slot_nonce"])).hex(),
+        "slot": keyslot.encode(
+            keyslot.KIND_PASSPHRASE,
+            vault_id,
+            b"\0" * 16,
+            h(inputs["passphrase_slot_id"]),
+            pass_kek,
+            owner_key,
+            kdf=kdf,
+            salt=salt,
+            nonce=h(inputs["passphrase_slot_nonce"]),
+        ).hex(),
     }
 
     out["config"] = config_format.encode(config_format.VaultConfig(inputs["vault_id"])).decode()

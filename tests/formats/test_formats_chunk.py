@@ -18,8 +18,15 @@ from vault.errors import ConfigurationError, DecryptionError, IntegrityError
 from vault.formats import chunk
 
 FIELDS = {
-    "magic": (0, 4), "version": (4, 1), "suite": (5, 1), "flags": (6, 1), "ring id": (7, 16),
-    "epoch": (23, 4), "chunk id": (27, 32), "nonce": (59, 12), "ct length": (71, 4),
+    "magic": (0, 4),
+    "version": (4, 1),
+    "suite": (5, 1),
+    "flags": (6, 1),
+    "ring id": (7, 16),
+    "epoch": (23, 4),
+    "chunk id": (27, 32),
+    "nonce": (59, 12),
+    "ct length": (71, 4),
 }
 
 
@@ -50,9 +57,15 @@ def test_every_single_bit_flip_is_refused(vectors: dict[str, Any], ring: Keyring
 @pytest.mark.parametrize(
     ("where", "expect"),
     [
-        ("magic", IntegrityError), ("version", ConfigurationError), ("suite", ConfigurationError),
-        ("ring id", IntegrityError), ("chunk id", IntegrityError), ("nonce", DecryptionError),
-        ("ct length", IntegrityError), ("ciphertext", DecryptionError), ("tag", DecryptionError),
+        ("magic", IntegrityError),
+        ("version", ConfigurationError),
+        ("suite", ConfigurationError),
+        ("ring id", IntegrityError),
+        ("chunk id", IntegrityError),
+        ("nonce", DecryptionError),
+        ("ct length", IntegrityError),
+        ("ciphertext", DecryptionError),
+        ("tag", DecryptionError),
     ],
 )
 def test_flip_in_each_field_gives_its_error(
@@ -202,8 +215,13 @@ def test_authentic_record_whose_plaintext_is_not_its_id_is_refused(ring: Keyring
 def test_authentic_record_with_broken_zstd_is_refused(ring: Keyring) -> None:
     plain = b"z" * 1000
     cid = ring.chunk_id(plain)
-    refused(decode, chunk.encode(ring, cid, b"not a zstd frame", chunk.FLAG_ZSTD), ring, cid,
-            expect=DecryptionError)
+    refused(
+        decode,
+        chunk.encode(ring, cid, b"not a zstd frame", chunk.FLAG_ZSTD),
+        ring,
+        cid,
+        expect=DecryptionError,
+    )
 
 
 def test_zstd_bomb_is_bounded(ring: Keyring) -> None:

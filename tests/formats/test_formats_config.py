@@ -37,16 +37,30 @@ def test_unknown_format_is_refused(golden: dict[str, Any], fmt: object) -> None:
 @pytest.mark.parametrize(
     ("path", "value"),
     [
-        (("vault_id",), "00" * 15), (("vault_id",), "AB" * 16), (("vault_id",), 5), (("vault_id",), None),
-        (("chunker", "min"), 0), (("chunker", "max"), 32 * 1024 * 1024), (("chunker", "avg"), 10**30),
-        (("chunker", "min"), "x"), (("chunker", "min"), None), (("chunker", "min"), [1]),
-        (("chunker",), None), (("chunker",), []),
-        (("pack_size",), 0), (("pack_size",), 1 << 31), (("pack_size",), None),
-        (("compression",), "gzip"), (("compression",), None), (("catalog",), 5), (("catalog",), ["x"]),
+        (("vault_id",), "00" * 15),
+        (("vault_id",), "AB" * 16),
+        (("vault_id",), 5),
+        (("vault_id",), None),
+        (("chunker", "min"), 0),
+        (("chunker", "max"), 32 * 1024 * 1024),
+        (("chunker", "avg"), 10**30),
+        (("chunker", "min"), "x"),
+        (("chunker", "min"), None),
+        (("chunker", "min"), [1]),
+        (("chunker",), None),
+        (("chunker",), []),
+        (("pack_size",), 0),
+        (("pack_size",), 1 << 31),
+        (("pack_size",), None),
+        (("compression",), "gzip"),
+        (("compression",), None),
+        (("catalog",), 5),
+        (("catalog",), ["x"]),
     ],
 )
-def test_out_of_range_or_mistyped_fields_are_refused(golden: dict[str, Any], path: tuple[str, ...],
-                                                     value: object) -> None:
+def test_out_of_range_or_mistyped_fields_are_refused(
+    golden: dict[str, Any], path: tuple[str, ...], value: object
+) -> None:
     refused(config_format.decode, edited(golden, path, value), expect=ConfigurationError)
 
 
@@ -59,14 +73,37 @@ def test_missing_fields_are_refused(golden: dict[str, Any], key: str) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        b"", b"not json", b"\xff\xfe\x00", b"[]", b"1", b'"mlvault"', b"null",
-        b"[" * 60_000, b'{"a":' * 10_000,
-        b'{"mlvault": 1e999}', b'{"mlvault": NaN}', b"1" * 5000,
+        b"",
+        b"not json",
+        b"\xff\xfe\x00",
+        b"[]",
+        b"1",
+        b'"mlvault"',
+        b"null",
+        b"[" * 60_000,
+        b'{"a":' * 10_000,
+        b'{"mlvault": 1e999}',
+        b'{"mlvault": NaN}',
+        b"1" * 5000,
         b' {"mlvault": 1, "vault_id": "000102030405060708090a0b0c0d0e0f", "chunker": {"min": Infinity}}',
         b' {"mlvault": 1, "vault_id": "000102030405060708090a0b0c0d0e0f", "chunker": {"min": NaN}}',
     ],
-    ids=["empty", "text", "bad-utf8", "list", "int", "string", "null", "deep-list", "deep-object",
-         "inf-format", "nan-format", "huge-int", "inf-size", "nan-size"],
+    ids=[
+        "empty",
+        "text",
+        "bad-utf8",
+        "list",
+        "int",
+        "string",
+        "null",
+        "deep-list",
+        "deep-object",
+        "inf-format",
+        "nan-format",
+        "huge-int",
+        "inf-size",
+        "nan-size",
+    ],
 )
 def test_non_configs_are_refused(data: bytes) -> None:
     refused(config_format.decode, data, expect=ConfigurationError)

@@ -65,8 +65,9 @@ def test_owner_slot_opens(owner_slot: bytes, inputs: dict[str, Any], ring: Keyri
     assert open_owner_slot(owner_slot, h(inputs["owner_key"]), ring.ring_id) == ring
 
 
-def test_owner_slot_every_single_bit_flip_is_refused(owner_slot: bytes, inputs: dict[str, Any],
-                                                     ring: Keyring) -> None:
+def test_owner_slot_every_single_bit_flip_is_refused(
+    owner_slot: bytes, inputs: dict[str, Any], ring: Keyring
+) -> None:
     owner_key = h(inputs["owner_key"])
     for offset, _bit, tampered in single_bit_flips(owner_slot):
         expect = ConfigurationError if offset in (4, 5) else IntegrityError
@@ -74,19 +75,22 @@ def test_owner_slot_every_single_bit_flip_is_refused(owner_slot: bytes, inputs: 
 
 
 @pytest.mark.parametrize(
-    ("start", "size"), [(6, 16), (22, 16), (38, 16), (56, 12), (72, 40), (-16, 16)],
+    ("start", "size"),
+    [(6, 16), (22, 16), (38, 16), (56, 12), (72, 40), (-16, 16)],
     ids=["vault id", "ring id", "slot id", "nonce", "ciphertext", "tag"],
 )
-def test_owner_slot_authenticated_fields(owner_slot: bytes, inputs: dict[str, Any], ring: Keyring,
-                                         start: int, size: int) -> None:
+def test_owner_slot_authenticated_fields(
+    owner_slot: bytes, inputs: dict[str, Any], ring: Keyring, start: int, size: int
+) -> None:
     # These parse fine; only the AEAD can tell, and it must.
     start %= len(owner_slot)
     for offset in (start, start + size - 1):
         tampered = bytearray(owner_slot)
         tampered[offset] ^= 0x40
         assert keyslot.decode(bytes(tampered)).kind == keyslot.KIND_OWNER
-        refused(open_owner_slot, bytes(tampered), h(inputs["owner_key"]), ring.ring_id,
-                expect=DecryptionError)
+        refused(
+            open_owner_slot, bytes(tampered), h(inputs["owner_key"]), ring.ring_id, expect=DecryptionError
+        )
 
 
 def test_owner_slot_truncation_and_extension_are_refused(owner_slot: bytes) -> None:
@@ -96,8 +100,9 @@ def test_owner_slot_truncation_and_extension_are_refused(owner_slot: bytes) -> N
         refused(keyslot.decode, owner_slot + extra, expect=IntegrityError)
 
 
-def test_slot_spliced_onto_another_slots_header_is_refused(inputs: dict[str, Any], ring: Keyring,
-                                                           vectors: dict[str, Any]) -> None:
+def test_slot_spliced_onto_another_slots_header_is_refused(
+    inputs: dict[str, Any], ring: Keyring, vectors: dict[str, Any]
+) -> None:
     owner_key, secret = h(inputs["owner_key"]), h(vectors["keyring"]["secret"])
     slots = []
     for slot_id in (b"\1" * 16, b"\2" * 16):
@@ -114,14 +119,20 @@ def test_owner_slot_with_another_owner_key_is_refused(owner_slot: bytes, ring: K
     refused(open_owner_slot, owner_slot, b"\x42" * 32, ring.ring_id, expect=DecryptionError)
 
 
-def test_owner_slot_moved_to_another_ring_or_vault_is_refused(owner_slot: bytes, inputs: dict[str, Any],
-                                                              stranger_ring: Keyring) -> None:
+def test_owner_slot_moved_to_another_ring_or_vault_is_refused(
+    owner_slot: bytes, inputs: dict[str, Any], stranger_ring: Keyring
+) -> None:
     owner_key = h(inputs["owner_key"])
     moved = put(owner_slot, 22, stranger_ring.ring_id)
     assert keyslot.decode(moved).ring_id == stranger_ring.ring_id
     refused(open_owner_slot, moved, owner_key, stranger_ring.ring_id, expect=DecryptionError)
-    refused(open_owner_slot, put(owner_slot, 6, b"\x42" * 16), owner_key, h(inputs["ring_id"]),
-            expect=DecryptionError)
+    refused(
+        open_owner_slot,
+        put(owner_slot, 6, b"\x42" * 16),
+        owner_key,
+        h(inputs["ring_id"]),
+        expect=DecryptionError,
+    )
 
 
 def test_owner_slot_relabelled_as_passphrase_is_refused(owner_slot: bytes) -> None:
@@ -224,15 +235,23 @@ def test_hostile_kdf_parameters_are_refused_before_argon2_runs(
     assert (frame.name, frame.filename) == ("check", kdf.__file__)
     assert "Argon2" in str(err)
     # And stretch() itself refuses them the same way, should a caller skip decode.
-    err = refused(stretch, b"pw", b"s" * 16, KdfParams(**{"time_cost": 1, "memory_kib": 8, "parallelism": 1,
-                                                          **params}), expect=ConfigurationError)
+    err = refused(
+        stretch,
+        b"pw",
+        b"s" * 16,
+        KdfParams(**{"time_cost": 1, "memory_kib": 8, "parallelism": 1, **params}),
+        expect=ConfigurationError,
+    )
     assert innermost_frame(err).name == "check"
     assert time.perf_counter() - start < 1.0
 
 
 def test_hundred_gib_slot_names_the_problem(passphrase_slot: bytes) -> None:
-    err = refused(keyslot.decode, passphrase_slot_with(passphrase_slot, memory_kib=HUNDRED_GIB_IN_KIB),
-                  expect=ConfigurationError)
+    err = refused(
+        keyslot.decode,
+        passphrase_slot_with(passphrase_slot, memory_kib=HUNDRED_GIB_IN_KIB),
+        expect=ConfigurationError,
+    )
     assert str(HUNDRED_GIB_IN_KIB) in str(err)
 
 
@@ -288,7 +307,8 @@ def test_keyring_epoch_count_cap_holds_even_when_the_bytes_are_there(ring: Keyri
 @pytest.mark.parametrize(
     ("offset", "value", "expect"), [(0, b"MLVS", IntegrityError), (4, b"\2", ConfigurationError)]
 )
-def test_keyring_secret_magic_and_version(vectors: dict[str, Any], ring: Keyring, offset: int, value: bytes,
-                                          expect: type[Exception]) -> None:
+def test_keyring_secret_magic_and_version(
+    vectors: dict[str, Any], ring: Keyring, offset: int, value: bytes, expect: type[Exception]
+) -> None:
     secret = put(h(vectors["keyring"]["secret"]), offset, value)
     refused(keyring_format.decode, secret, ring.ring_id, expect=expect)

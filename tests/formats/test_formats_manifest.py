@@ -22,25 +22,39 @@ CHUNK_ID = "ab" * 32
 EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def file_entry(
-    path: str, size: int = 0, sha: object = EMPTY_SHA, chunks: object = None
-) -> dict[str, Any]:
-    return {"path": path, "type": "file", "size": size, "mode": 0o644, "sha256": sha,
-            "chunks": [] if chunks is None else chunks}
+def file_entry(path: str, size: int = 0, sha: object = EMPTY_SHA, chunks: object = None) -> dict[str, Any]:
+    return {
+        "path": path,
+        "type": "file",
+        "size": size,
+        "mode": 0o644,
+        "sha256": sha,
+        "chunks": [] if chunks is None else chunks,
+    }
 
 
 def document(entries: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
     """A manifest document whose digest matches its files."""
     files = []
     for e in entries:
+        if not isinstance(e.get("path"), str):
+            continue  # not a valid file entry: the test expects decode to refuse it anyway
         try:
             files.append(manifest.FileEntry(e["path"], 0, 0, bytes.fromhex(e["sha256"]), ()))
         except (KeyError, TypeError, ValueError):
             continue  # not a valid file entry: the test expects decode to refuse it anyway
     doc = {
-        "format": 1, "vault_id": "00" * 16, "version_id": "11" * 16, "artifact": "team/model",
-        "kind": "model", "root": "dir", "digest": manifest.content_digest(files),
-        "created_at": "2024-05-01T12:00:00+00:00", "created_by": "alice", "metadata": {}, "parents": [],
+        "format": 1,
+        "vault_id": "00" * 16,
+        "version_id": "11" * 16,
+        "artifact": "team/model",
+        "kind": "model",
+        "root": "dir",
+        "digest": manifest.content_digest(files),
+        "created_at": "2024-05-01T12:00:00+00:00",
+        "created_by": "alice",
+        "metadata": {},
+        "parents": [],
         "entries": entries,
     }
     doc.update(overrides)
@@ -66,9 +80,33 @@ def test_golden_decodes(golden: dict[str, Any], vectors: dict[str, Any]) -> None
 @pytest.mark.parametrize(
     "path",
     [
-        "/etc/passwd", "/", "//x", "..", "../x", "a/..", "a/../../x", "a/../b", ".", "./x", "a/.", "a/./b",
-        "a//b", "a/", "", "a\\b", "..\\x", "\\x", "a\0b", "\0", "C:x", "c:\\x", "C:", "Z:/x", "a" * 4097,
-        "\ud800", "a/\udcff",
+        "/etc/passwd",
+        "/",
+        "//x",
+        "..",
+        "../x",
+        "a/..",
+        "a/../../x",
+        "a/../b",
+        ".",
+        "./x",
+        "a/.",
+        "a/./b",
+        "a//b",
+        "a/",
+        "",
+        "a\\b",
+        "..\\x",
+        "\\x",
+        "a\0b",
+        "\0",
+        "C:x",
+        "c:\\x",
+        "C:",
+        "Z:/x",
+        "a" * 4097,
+        "\ud800",
+        "a/\udcff",
     ],
 )
 def test_hostile_paths_are_refused(path: str) -> None:
@@ -133,20 +171,43 @@ def test_wrong_digest_is_refused(golden: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["0" * 63, "0" * 65, "g" * 64, "AB" * 32, "0011 " * 12 + "0011", "00" + " " * 62, "\u0660" * 64,
-     5, None, ["00"]],
+    [
+        "0" * 63,
+        "0" * 65,
+        "g" * 64,
+        "AB" * 32,
+        "0011 " * 12 + "0011",
+        "00" + " " * 62,
+        "\u0660" * 64,
+        5,
+        None,
+        ["00"],
+    ],
     ids=["short", "long", "not-hex", "upper", "spaces", "padded", "arabic-digits", "int", "null", "list"],
 )
 def test_digests_and_chunk_ids_must_be_64_lower_hex(value: object) -> None:
     refused(manifest.decode, encode(document([file_entry("a", sha=value)])), expect=IntegrityError)
-    refused(manifest.decode, encode(document([file_entry("a", size=1, chunks=[[value, 1]])])),
-            expect=IntegrityError)
+    refused(
+        manifest.decode,
+        encode(document([file_entry("a", size=1, chunks=[[value, 1]])])),
+        expect=IntegrityError,
+    )
 
 
 @pytest.mark.parametrize(
     "chunks",
-    [[[CHUNK_ID]], [[CHUNK_ID, 1, 2]], [CHUNK_ID], [{"id": CHUNK_ID, "size": 1}], [[CHUNK_ID, -1]],
-     [[CHUNK_ID, 1.0]], [[CHUNK_ID, True]], [[CHUNK_ID, (1 << 26) + 1]], "x", None],
+    [
+        [[CHUNK_ID]],
+        [[CHUNK_ID, 1, 2]],
+        [CHUNK_ID],
+        [{"id": CHUNK_ID, "size": 1}],
+        [[CHUNK_ID, -1]],
+        [[CHUNK_ID, 1.0]],
+        [[CHUNK_ID, True]],
+        [[CHUNK_ID, (1 << 26) + 1]],
+        "x",
+        None,
+    ],
 )
 def test_malformed_chunk_lists_are_refused(chunks: object) -> None:
     plaintext = encode(document([file_entry("a", size=1, chunks=chunks)]))
@@ -155,8 +216,18 @@ def test_malformed_chunk_lists_are_refused(chunks: object) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("size", -1), ("size", 1.5), ("size", "1"), ("size", True), ("size", (1 << 62) + 1), ("mode", -1),
-     ("mode", 0o10000), ("mode", None), ("type", "symlink"), ("type", None)],
+    [
+        ("size", -1),
+        ("size", 1.5),
+        ("size", "1"),
+        ("size", True),
+        ("size", (1 << 62) + 1),
+        ("mode", -1),
+        ("mode", 0o10000),
+        ("mode", None),
+        ("type", "symlink"),
+        ("type", None),
+    ],
 )
 def test_malformed_entry_fields_are_refused(field: str, value: object) -> None:
     refused(manifest.decode, encode(document([{**file_entry("a"), field: value}])), expect=IntegrityError)
@@ -164,10 +235,24 @@ def test_malformed_entry_fields_are_refused(field: str, value: object) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("metadata", {"k": 1}), ("metadata", {"k": None}), ("metadata", {"k": ["v"]}), ("metadata", ["k"]),
-     ("metadata", None), ("parents", [1]), ("parents", "team/x@v1"), ("parents", None), ("artifact", 5),
-     ("vault_id", None), ("created_by", ["alice"]), ("root", "link"), ("root", None), ("entries", None),
-     ("entries", {"a": 1}), ("entries", ["a"])],
+    [
+        ("metadata", {"k": 1}),
+        ("metadata", {"k": None}),
+        ("metadata", {"k": ["v"]}),
+        ("metadata", ["k"]),
+        ("metadata", None),
+        ("parents", [1]),
+        ("parents", "team/x@v1"),
+        ("parents", None),
+        ("artifact", 5),
+        ("vault_id", None),
+        ("created_by", ["alice"]),
+        ("root", "link"),
+        ("root", None),
+        ("entries", None),
+        ("entries", {"a": 1}),
+        ("entries", ["a"]),
+    ],
 )
 def test_malformed_top_level_fields_are_refused(field: str, value: object) -> None:
     doc = document([file_entry("a")])
@@ -203,10 +288,32 @@ def test_missing_format_is_a_configuration_error() -> None:
 
 @pytest.mark.parametrize(
     "plaintext",
-    [b"", b"not json", b"\xff\xfe", b"[]", b"1", b'"x"', b"null", b"[" * 100_000, b'{"a":' * 50_000,
-     b'{"format": 1, "entries": 1e999}', b"1" * 5000],
-    ids=["empty", "text", "bad-utf8", "list", "int", "string", "null", "deep-list", "deep-object", "inf",
-         "huge-int"],
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe",
+        b"[]",
+        b"1",
+        b'"x"',
+        b"null",
+        b"[" * 100_000,
+        b'{"a":' * 50_000,
+        b'{"format": 1, "entries": 1e999}',
+        b"1" * 5000,
+    ],
+    ids=[
+        "empty",
+        "text",
+        "bad-utf8",
+        "list",
+        "int",
+        "string",
+        "null",
+        "deep-list",
+        "deep-object",
+        "inf",
+        "huge-int",
+    ],
 )
 def test_non_manifests_are_integrity_errors(plaintext: bytes) -> None:
     refused(manifest.decode, plaintext, expect=IntegrityError)

@@ -31,8 +31,13 @@ def h(text: str) -> bytes:
 
 def golden_pack(vectors: dict[str, Any]) -> bytes:
     p = vectors["pack"]
-    return h(p["header"]) + h(vectors["chunk"]["record"]) + h(vectors["chunk_zstd"]["record"]) \
-        + h(p["trailer"]) + h(p["footer"])
+    return (
+        h(p["header"])
+        + h(vectors["chunk"]["record"])
+        + h(vectors["chunk_zstd"]["record"])
+        + h(p["trailer"])
+        + h(p["footer"])
+    )
 
 
 def read_pack(blob: bytes, pack_id: bytes, ring: Keyring) -> list[bytes]:
@@ -41,14 +46,24 @@ def read_pack(blob: bytes, pack_id: bytes, ring: Keyring) -> list[bytes]:
     backend.put(pack_key(pack_id.hex()), blob)
     entries = read_trailer(backend, pack_id.hex(), ring)
     return [
-        chunk.decode(backend.get_range(pack_key(pack_id.hex()), e.offset, e.length), ring, e.chunk_id,
-                     zstandard.ZstdDecompressor())
+        chunk.decode(
+            backend.get_range(pack_key(pack_id.hex()), e.offset, e.length),
+            ring,
+            e.chunk_id,
+            zstandard.ZstdDecompressor(),
+        )
         for e in entries
     ]
 
 
-def build_pack(pack_id: bytes, records: list[tuple[bytes, bytes]], ring: Keyring,
-               entries: list[pack.TrailerEntry] | None = None, *, gap: bytes = b"") -> bytes:
+def build_pack(
+    pack_id: bytes,
+    records: list[tuple[bytes, bytes]],
+    ring: Keyring,
+    entries: list[pack.TrailerEntry] | None = None,
+    *,
+    gap: bytes = b"",
+) -> bytes:
     """A pack of (chunk id, record) pairs; ``entries`` overrides the honest trailer (a key holder lying)."""
     body = pack.encode_header(pack_id)
     honest = []
@@ -56,8 +71,14 @@ def build_pack(pack_id: bytes, records: list[tuple[bytes, bytes]], ring: Keyring
         honest.append(pack.TrailerEntry(chunk_id, len(body), len(record)))
         body += record
     body += gap
-    trailer = sealed.seal(sealed.TRAILER, ring.dek(ring.epoch), ring.ring_id, ring.epoch, pack_id,
-                          pack.encode_entries(honest if entries is None else entries))
+    trailer = sealed.seal(
+        sealed.TRAILER,
+        ring.dek(ring.epoch),
+        ring.ring_id,
+        ring.epoch,
+        pack_id,
+        pack.encode_entries(honest if entries is None else entries),
+    )
     return body + trailer + pack.encode_footer(len(trailer))
 
 
@@ -211,8 +232,9 @@ def test_authentic_trailer_with_swapped_entries_is_refused(
 ) -> None:
     honest = [pack.TrailerEntry(records[0][0], 24, 168), pack.TrailerEntry(records[1][0], SECOND, 128)]
     assert len(read_pack(build_pack(pack_id, records, ring, honest), pack_id, ring)) == 2
-    err = refused(read_pack, build_pack(pack_id, records, ring, honest[::-1]), pack_id, ring,
-                  expect=IntegrityError)
+    err = refused(
+        read_pack, build_pack(pack_id, records, ring, honest[::-1]), pack_id, ring, expect=IntegrityError
+    )
     assert "does not describe its records" in str(err)
     # Positions kept, chunk ids exchanged: each record then answers for the wrong chunk.
     crossed = [pack.TrailerEntry(records[1][0], 24, 168), pack.TrailerEntry(records[0][0], SECOND, 128)]
@@ -253,8 +275,9 @@ def test_pack_under_another_name_is_refused(golden: bytes, pack_id: bytes, ring:
     assert "not the one requested" in str(err)
 
 
-def test_spliced_packs_are_refused(records: list[tuple[bytes, bytes]], golden: bytes, pack_id: bytes,
-                                   ring: Keyring) -> None:
+def test_spliced_packs_are_refused(
+    records: list[tuple[bytes, bytes]], golden: bytes, pack_id: bytes, ring: Keyring
+) -> None:
     other_id = bytes(range(0x31, 0x41))
     other = build_pack(other_id, records, ring)
     assert len(other) == len(golden)

@@ -31,23 +31,50 @@ class Golden:
     object_id: bytes
     plaintext: bytes
 
-    def open(self, blob: bytes | None = None, *, ikm: bytes | None = None, ring_id: bytes | None = None,
-             object_id: bytes | None = None) -> bytes:
+    def open(
+        self,
+        blob: bytes | None = None,
+        *,
+        ikm: bytes | None = None,
+        ring_id: bytes | None = None,
+        object_id: bytes | None = None,
+    ) -> bytes:
         return sealed.open_object(
-            self.kind, self.blob if blob is None else blob, self.ikm if ikm is None else ikm,
-            self.ring_id if ring_id is None else ring_id, self.object_id if object_id is None else object_id,
+            self.kind,
+            self.blob if blob is None else blob,
+            self.ikm if ikm is None else ikm,
+            self.ring_id if ring_id is None else ring_id,
+            self.object_id if object_id is None else object_id,
         )
 
 
 def golden_objects(vectors: dict[str, Any], ring: Keyring) -> dict[str, Golden]:
     i, h = vectors["inputs"], bytes.fromhex
     return {
-        "trailer": Golden(sealed.TRAILER, h(vectors["pack"]["trailer"]), ring.dek(1), ring.ring_id,
-                          h(i["pack_id"]), h(vectors["pack"]["trailer_plaintext"])),
-        "manifest": Golden(sealed.MANIFEST, h(vectors["manifest"]["sealed"]), ring.dek(1), ring.ring_id,
-                           h(i["version_id"]), vectors["manifest"]["plaintext"].encode()),
-        "keyring": Golden(sealed.KEYRING, h(vectors["keyring"]["sealed"]), h(i["kek"]), ring.ring_id,
-                          h(i["keyring_object_id"]), h(vectors["keyring"]["secret"])),
+        "trailer": Golden(
+            sealed.TRAILER,
+            h(vectors["pack"]["trailer"]),
+            ring.dek(1),
+            ring.ring_id,
+            h(i["pack_id"]),
+            h(vectors["pack"]["trailer_plaintext"]),
+        ),
+        "manifest": Golden(
+            sealed.MANIFEST,
+            h(vectors["manifest"]["sealed"]),
+            ring.dek(1),
+            ring.ring_id,
+            h(i["version_id"]),
+            vectors["manifest"]["plaintext"].encode(),
+        ),
+        "keyring": Golden(
+            sealed.KEYRING,
+            h(vectors["keyring"]["sealed"]),
+            h(i["kek"]),
+            ring.ring_id,
+            h(i["keyring_object_id"]),
+            h(vectors["keyring"]["secret"]),
+        ),
     }
 
 
@@ -70,13 +97,18 @@ def test_every_single_bit_flip_is_refused(golden: Golden) -> None:
 @pytest.mark.parametrize(
     ("start", "size", "expect"),
     [
-        (0, 4, IntegrityError), (8, 16, IntegrityError), (24, 4, DecryptionError),
-        (28, 16, IntegrityError), (44, 12, DecryptionError), (56, 4, IntegrityError),
+        (0, 4, IntegrityError),
+        (8, 16, IntegrityError),
+        (24, 4, DecryptionError),
+        (28, 16, IntegrityError),
+        (44, 12, DecryptionError),
+        (56, 4, IntegrityError),
     ],
     ids=["magic", "ring id", "epoch", "object id", "nonce", "ct length"],
 )
-def test_flip_in_each_header_field_gives_its_error(golden: Golden, start: int, size: int,
-                                                    expect: type[Exception]) -> None:
+def test_flip_in_each_header_field_gives_its_error(
+    golden: Golden, start: int, size: int, expect: type[Exception]
+) -> None:
     for offset in sorted({start, start + size - 1}):
         refused(golden.open, flip(golden.blob, offset, 0), expect=expect)
 
@@ -100,8 +132,9 @@ def test_extension_is_refused(golden: Golden) -> None:
 
 def test_splice_header_of_one_object_with_body_of_another(golden: Golden, ring: Keyring) -> None:
     other_id = bytes(range(0x31, 0x41))
-    other = sealed.seal(golden.kind, golden.ikm, golden.ring_id, 1, other_id, golden.plaintext,
-                        nonce=b"\5" * 12)
+    other = sealed.seal(
+        golden.kind, golden.ikm, golden.ring_id, 1, other_id, golden.plaintext, nonce=b"\5" * 12
+    )
     assert len(other) == len(golden.blob)
     h = sealed.HEADER_SIZE
     refused(golden.open, golden.blob[:h] + other[h:], expect=DecryptionError)
@@ -118,8 +151,12 @@ def test_object_under_another_name_is_refused(golden: Golden) -> None:
 
 def test_wrong_keyring_is_refused(golden: Golden, stranger_ring: Keyring) -> None:
     refused(golden.open, ring_id=stranger_ring.ring_id, expect=IntegrityError)
-    refused(golden.open, put(golden.blob, 8, stranger_ring.ring_id), ring_id=stranger_ring.ring_id,
-            expect=DecryptionError)
+    refused(
+        golden.open,
+        put(golden.blob, 8, stranger_ring.ring_id),
+        ring_id=stranger_ring.ring_id,
+        expect=DecryptionError,
+    )
     refused(golden.open, ikm=stranger_ring.dek(0), expect=DecryptionError)
 
 
@@ -139,12 +176,20 @@ def test_kinds_cannot_be_confused(vectors: dict[str, Any], ring: Keyring) -> Non
         for other_name, other in objects.items():
             if other_name == name:
                 continue
-            err = refused(sealed.open_object, other.kind, g.blob, g.ikm, g.ring_id, g.object_id,
-                          expect=IntegrityError)
+            err = refused(
+                sealed.open_object, other.kind, g.blob, g.ikm, g.ring_id, g.object_id, expect=IntegrityError
+            )
             assert "magic" in str(err)
             # Relabelled with the other kind's magic: HKDF label and AAD differ.
-            refused(sealed.open_object, other.kind, put(g.blob, 0, other.kind.magic), g.ikm, g.ring_id,
-                    g.object_id, expect=DecryptionError)
+            refused(
+                sealed.open_object,
+                other.kind,
+                put(g.blob, 0, other.kind.magic),
+                g.ikm,
+                g.ring_id,
+                g.object_id,
+                expect=DecryptionError,
+            )
 
 
 @pytest.mark.parametrize("version", [0, 2, 255])
@@ -163,8 +208,11 @@ def test_bad_magic_is_an_integrity_error(golden: Golden, magic: bytes) -> None:
     refused(golden.open, put(golden.blob, 0, magic), expect=IntegrityError)
 
 
-@pytest.mark.parametrize("kind", [sealed.TRAILER, sealed.MANIFEST, sealed.KEYRING, sealed.SNAPSHOT],
-                         ids=["trailer", "manifest", "keyring", "snapshot"])
+@pytest.mark.parametrize(
+    "kind",
+    [sealed.TRAILER, sealed.MANIFEST, sealed.KEYRING, sealed.SNAPSHOT],
+    ids=["trailer", "manifest", "keyring", "snapshot"],
+)
 def test_length_field_is_capped_per_kind_from_the_header_alone(kind: sealed.Kind) -> None:
     header = sealed.HEADER.pack(kind.magic, 1, 1, 0, b"r" * 16, 0, b"o" * 16, b"n" * 12, 0)
     start = time.perf_counter()
@@ -176,6 +224,14 @@ def test_length_field_is_capped_per_kind_from_the_header_alone(kind: sealed.Kind
 
 
 def test_seal_refuses_plaintext_over_the_cap(ring: Keyring) -> None:
-    err = refused(sealed.seal, sealed.KEYRING, ring.dek(0), ring.ring_id, 0, b"o" * 16,
-                  bytes(sealed.KEYRING.max_plaintext + 1), expect=ConfigurationError)
+    err = refused(
+        sealed.seal,
+        sealed.KEYRING,
+        ring.dek(0),
+        ring.ring_id,
+        0,
+        b"o" * 16,
+        bytes(sealed.KEYRING.max_plaintext + 1),
+        expect=ConfigurationError,
+    )
     assert "too large" in str(err)

@@ -68,7 +68,12 @@ def test_chunk_record_from_primitives(inputs: dict[str, Any], vectors: dict[str,
     chunk_id = h(vectors[section]["chunk_id"])
     epoch = 1
     header = (
-        b"MLVC" + bytes([1, 1, flags]) + h(inputs["ring_id"]) + u32(epoch) + chunk_id + nonce
+        b"MLVC"
+        + bytes([1, 1, flags])
+        + h(inputs["ring_id"])
+        + u32(epoch)
+        + chunk_id
+        + nonce
         + u32(len(stored) + 16)
     )
     assert len(header) == 75
@@ -78,7 +83,13 @@ def test_chunk_record_from_primitives(inputs: dict[str, Any], vectors: dict[str,
 
 
 def _sealed_from_primitives(
-    magic: bytes, info: bytes, ikm: bytes, ring_id: bytes, epoch: int, object_id: bytes, nonce: bytes,
+    magic: bytes,
+    info: bytes,
+    ikm: bytes,
+    ring_id: bytes,
+    epoch: int,
+    object_id: bytes,
+    nonce: bytes,
     plaintext: bytes,
 ) -> bytes:
     header = magic + bytes([1, 1, 0, 0]) + ring_id + u32(epoch) + object_id + nonce + u32(len(plaintext) + 16)
@@ -91,13 +102,23 @@ def test_pack_trailer_from_primitives(inputs: dict[str, Any], vectors: dict[str,
     zrecord_len = len(h(vectors["chunk_zstd"]["record"]))
     plaintext = (
         u32(2)
-        + h(vectors["chunk"]["chunk_id"]) + (24).to_bytes(8, "big") + u32(record_len)
-        + h(vectors["chunk_zstd"]["chunk_id"]) + (24 + record_len).to_bytes(8, "big") + u32(zrecord_len)
+        + h(vectors["chunk"]["chunk_id"])
+        + (24).to_bytes(8, "big")
+        + u32(record_len)
+        + h(vectors["chunk_zstd"]["chunk_id"])
+        + (24 + record_len).to_bytes(8, "big")
+        + u32(zrecord_len)
     )
     assert plaintext.hex() == vectors["pack"]["trailer_plaintext"]
     trailer = _sealed_from_primitives(
-        b"MLVT", b"mlvault/pack-trailer/v1", h(inputs["deks"][1]), h(inputs["ring_id"]), 1,
-        h(inputs["pack_id"]), h(inputs["trailer_nonce"]), plaintext,
+        b"MLVT",
+        b"mlvault/pack-trailer/v1",
+        h(inputs["deks"][1]),
+        h(inputs["ring_id"]),
+        1,
+        h(inputs["pack_id"]),
+        h(inputs["trailer_nonce"]),
+        plaintext,
     )
     assert trailer.hex() == vectors["pack"]["trailer"]
     assert vectors["pack"]["header"] == (b"MLVP" + bytes([1, 0, 0, 0]) + h(inputs["pack_id"])).hex()
@@ -106,8 +127,14 @@ def test_pack_trailer_from_primitives(inputs: dict[str, Any], vectors: dict[str,
 
 def test_sealed_manifest_from_primitives(inputs: dict[str, Any], vectors: dict[str, Any]) -> None:
     blob = _sealed_from_primitives(
-        b"MLVM", b"mlvault/manifest/v1", h(inputs["deks"][1]), h(inputs["ring_id"]), 1,
-        h(inputs["version_id"]), h(inputs["manifest_nonce"]), vectors["manifest"]["plaintext"].encode(),
+        b"MLVM",
+        b"mlvault/manifest/v1",
+        h(inputs["deks"][1]),
+        h(inputs["ring_id"]),
+        1,
+        h(inputs["version_id"]),
+        h(inputs["manifest_nonce"]),
+        vectors["manifest"]["plaintext"].encode(),
     )
     assert blob.hex() == vectors["manifest"]["sealed"]
 
@@ -118,17 +145,38 @@ def test_keyring_secret_and_sealed_keyring_from_primitives(
     secret = b"MLVR" + b"\x01" + h(inputs["id_key"]) + struct.pack(">H", 2) + b"".join(map(h, inputs["deks"]))
     assert secret.hex() == vectors["keyring"]["secret"]
     blob = _sealed_from_primitives(
-        b"MLVR", b"mlvault/keyring/v1", h(inputs["kek"]), h(inputs["ring_id"]), 0,
-        h(inputs["keyring_object_id"]), h(inputs["keyring_nonce"]), secret,
+        b"MLVR",
+        b"mlvault/keyring/v1",
+        h(inputs["kek"]),
+        h(inputs["ring_id"]),
+        0,
+        h(inputs["keyring_object_id"]),
+        h(inputs["keyring_nonce"]),
+        secret,
     )
     assert blob.hex() == vectors["keyring"]["sealed"]
 
 
-def _slot_from_primitives(kind: int, vault_id: bytes, ring_id: bytes, slot_id: bytes, params: bytes,
-                          nonce: bytes, kek: bytes, secret: bytes) -> bytes:
+def _slot_from_primitives(
+    kind: int,
+    vault_id: bytes,
+    ring_id: bytes,
+    slot_id: bytes,
+    params: bytes,
+    nonce: bytes,
+    kek: bytes,
+    secret: bytes,
+) -> bytes:
     aad = (
-        b"MLVS" + bytes([1, kind]) + vault_id + ring_id + slot_id + struct.pack(">H", len(params)) + params
-        + nonce + u32(len(secret) + 16)
+        b"MLVS"
+        + bytes([1, kind])
+        + vault_id
+        + ring_id
+        + slot_id
+        + struct.pack(">H", len(params))
+        + params
+        + nonce
+        + u32(len(secret) + 16)
     )
     return aad + AESGCM(hkdf(kek, slot_id, b"mlvault/keyslot/v1")).encrypt(nonce, secret, aad)
 
@@ -138,7 +186,13 @@ def test_owner_slot_from_primitives(inputs: dict[str, Any], vectors: dict[str, A
     kek = hkdf(h(inputs["owner_key"]), slot_id, b"mlvault/slot/owner/v1")
     assert kek.hex() == vectors["owner_slot"]["kek"]
     blob = _slot_from_primitives(
-        2, h(inputs["vault_id"]), h(inputs["ring_id"]), slot_id, b"", h(inputs["owner_slot_nonce"]), kek,
+        2,
+        h(inputs["vault_id"]),
+        h(inputs["ring_id"]),
+        slot_id,
+        b"",
+        h(inputs["owner_slot_nonce"]),
+        kek,
         h(vectors["keyring"]["secret"]),
     )
     assert blob.hex() == vectors["owner_slot"]["slot"]
@@ -147,13 +201,27 @@ def test_owner_slot_from_primitives(inputs: dict[str, Any], vectors: dict[str, A
 def test_passphrase_slot_from_primitives(inputs: dict[str, Any], vectors: dict[str, Any]) -> None:
     t, m, p = inputs["kdf"]
     salt = h(inputs["salt"])
-    kek = hash_secret_raw(inputs["passphrase"].encode(), salt, time_cost=t, memory_cost=m, parallelism=p,
-                          hash_len=32, type=Type.ID, version=19)
+    kek = hash_secret_raw(
+        inputs["passphrase"].encode(),
+        salt,
+        time_cost=t,
+        memory_cost=m,
+        parallelism=p,
+        hash_len=32,
+        type=Type.ID,
+        version=19,
+    )
     assert kek.hex() == vectors["passphrase_slot"]["kek"]
     params = salt + u32(t) + u32(m) + bytes([p])
     blob = _slot_from_primitives(
-        1, h(inputs["vault_id"]), bytes(16), h(inputs["passphrase_slot_id"]), params,
-        h(inputs["passphrase_slot_nonce"]), kek, h(inputs["owner_key"]),
+        1,
+        h(inputs["vault_id"]),
+        bytes(16),
+        h(inputs["passphrase_slot_id"]),
+        params,
+        h(inputs["passphrase_slot_nonce"]),
+        kek,
+        h(inputs["owner_key"]),
     )
     assert blob.hex() == vectors["passphrase_slot"]["slot"]
 
@@ -179,11 +247,16 @@ def test_manifest_plaintext_is_canonical_json(vectors: dict[str, Any]) -> None:
 
 
 def test_golden_chunk_records_decode(inputs: dict[str, Any], vectors: dict[str, Any], ring: Keyring) -> None:
-    plain = chunk.decode(h(vectors["chunk"]["record"]), ring, h(vectors["chunk"]["chunk_id"]),
-                         zstandard.ZstdDecompressor())
+    plain = chunk.decode(
+        h(vectors["chunk"]["record"]), ring, h(vectors["chunk"]["chunk_id"]), zstandard.ZstdDecompressor()
+    )
     assert plain == inputs["chunk_plaintext"].encode()
-    zplain = chunk.decode(h(vectors["chunk_zstd"]["record"]), ring, h(vectors["chunk_zstd"]["chunk_id"]),
-                          zstandard.ZstdDecompressor())
+    zplain = chunk.decode(
+        h(vectors["chunk_zstd"]["record"]),
+        ring,
+        h(vectors["chunk_zstd"]["chunk_id"]),
+        zstandard.ZstdDecompressor(),
+    )
     assert zplain == zstd_plaintext(inputs)
     header = chunk.parse_header(h(vectors["chunk_zstd"]["record"]))
     assert (header.flags, header.epoch, header.ring_id) == (chunk.FLAG_ZSTD, 1, ring.ring_id)
@@ -191,8 +264,13 @@ def test_golden_chunk_records_decode(inputs: dict[str, Any], vectors: dict[str, 
 
 def test_golden_pack_reads_back(inputs: dict[str, Any], vectors: dict[str, Any], ring: Keyring) -> None:
     p = vectors["pack"]
-    whole = h(p["header"]) + h(vectors["chunk"]["record"]) + h(vectors["chunk_zstd"]["record"]) \
-        + h(p["trailer"]) + h(p["footer"])
+    whole = (
+        h(p["header"])
+        + h(vectors["chunk"]["record"])
+        + h(vectors["chunk_zstd"]["record"])
+        + h(p["trailer"])
+        + h(p["footer"])
+    )
     assert (len(whole), hashlib.sha256(whole).hexdigest()) == (p["size"], p["sha256"])
     backend = MemoryBackend()
     backend.put(pack_key(inputs["pack_id"]), whole)
@@ -209,8 +287,9 @@ def test_golden_pack_reads_back(inputs: dict[str, Any], vectors: dict[str, Any],
 def test_golden_sealed_manifest_opens(inputs: dict[str, Any], vectors: dict[str, Any], ring: Keyring) -> None:
     blob = h(vectors["manifest"]["sealed"])
     header = sealed.parse_header(sealed.MANIFEST, blob)
-    plaintext = sealed.open_object(sealed.MANIFEST, blob, ring.dek(header.epoch), ring.ring_id,
-                                   h(inputs["version_id"]))
+    plaintext = sealed.open_object(
+        sealed.MANIFEST, blob, ring.dek(header.epoch), ring.ring_id, h(inputs["version_id"])
+    )
     assert plaintext.decode() == vectors["manifest"]["plaintext"]
     doc = manifest.decode(plaintext)
     assert doc.digest == vectors["manifest"]["digest"]
@@ -223,15 +302,25 @@ def test_golden_sealed_manifest_opens(inputs: dict[str, Any], vectors: dict[str,
 
 
 def test_golden_sealed_keyring_opens(inputs: dict[str, Any], vectors: dict[str, Any], ring: Keyring) -> None:
-    plaintext = sealed.open_object(sealed.KEYRING, h(vectors["keyring"]["sealed"]), h(inputs["kek"]),
-                                   ring.ring_id, h(inputs["keyring_object_id"]))
+    plaintext = sealed.open_object(
+        sealed.KEYRING,
+        h(vectors["keyring"]["sealed"]),
+        h(inputs["kek"]),
+        ring.ring_id,
+        h(inputs["keyring_object_id"]),
+    )
     assert keyring_format.decode(plaintext, ring.ring_id) == ring
 
 
 def test_golden_owner_slot_opens(inputs: dict[str, Any], vectors: dict[str, Any], ring: Keyring) -> None:
     slot = keyslot.decode(h(vectors["owner_slot"]["slot"]))
     assert (slot.kind, slot.vault_id, slot.ring_id, slot.slot_id, slot.kdf, slot.salt) == (
-        keyslot.KIND_OWNER, h(inputs["vault_id"]), ring.ring_id, h(inputs["owner_slot_id"]), None, None,
+        keyslot.KIND_OWNER,
+        h(inputs["vault_id"]),
+        ring.ring_id,
+        h(inputs["owner_slot_id"]),
+        None,
+        None,
     )
     secret = keyslot.unwrap(slot, h(vectors["owner_slot"]["kek"]))
     assert secret.hex() == vectors["keyring"]["secret"]
@@ -256,6 +345,8 @@ def test_golden_config_decodes(inputs: dict[str, Any], vectors: dict[str, Any]) 
     doc = json.loads(vectors["config"])
     assert doc["mlvault"] == 1
     assert (config.chunker.min_size, config.chunker.avg_size, config.chunker.max_size) == (
-        doc["chunker"]["min"], doc["chunker"]["avg"], doc["chunker"]["max"],
+        doc["chunker"]["min"],
+        doc["chunker"]["avg"],
+        doc["chunker"]["max"],
     )
     assert (config.pack_size, config.compression, config.catalog) == (16 * 1024 * 1024, "zstd", None)

@@ -142,7 +142,9 @@ def open_catalog(url: str) -> Catalog:
     elif parsed.get_backend_name() == "postgresql":
         engine = create_engine(url, pool_pre_ping=True, pool_size=4)
     else:
-        raise ConfigurationError(f"unsupported catalog {parsed.get_backend_name()!r}: use sqlite or postgresql")
+        raise ConfigurationError(
+            f"unsupported catalog {parsed.get_backend_name()!r}: use sqlite or postgresql"
+        )
     try:
         migrate.upgrade(engine)
     except sa_exc.OperationalError as exc:
@@ -198,9 +200,10 @@ class Catalog:
                 .values(ring_id=ring_id, namespace=namespace, created_at=_now())
                 .on_conflict_do_nothing()
             )
-            winner = conn.scalar(select(keyrings.c.ring_id).where(keyrings.c.namespace == namespace))
-        assert winner is not None
-        return winner
+            winner = conn.execute(
+                select(keyrings.c.ring_id).where(keyrings.c.namespace == namespace)
+            ).scalar_one()
+        return str(winner)
 
     def all_keyrings(self) -> dict[str, str]:
         """namespace → ring id."""
@@ -230,7 +233,10 @@ class Catalog:
         with self.engine.begin() as conn:
             conn.execute(
                 packs.insert().values(
-                    id=pack.id, ring_id=pack.ring_id, size=pack.size, chunk_count=pack.chunk_count,
+                    id=pack.id,
+                    ring_id=pack.ring_id,
+                    size=pack.size,
+                    chunk_count=pack.chunk_count,
                     created_at=_now(),
                 )
             )
@@ -238,7 +244,13 @@ class Catalog:
                 conn.execute(
                     self._insert(chunks).on_conflict_do_nothing(),
                     [
-                        {"ring_id": pack.ring_id, "chunk_id": cid, "pack_id": pack.id, "offset": off, "length": ln}
+                        {
+                            "ring_id": pack.ring_id,
+                            "chunk_id": cid,
+                            "pack_id": pack.id,
+                            "offset": off,
+                            "length": ln,
+                        }
                         for cid, off, ln in entries
                     ],
                 )
@@ -279,26 +291,40 @@ class Catalog:
             select(artifacts.c.id, artifacts.c.kind).where(artifacts.c.name == new.artifact).with_for_update()
         ).one()
         if artifact.kind != new.kind:
-            raise ConflictError(f"{new.artifact} is a {artifact.kind}, not a {new.kind}; drop --kind or fix it")
+            raise ConflictError(
+                f"{new.artifact} is a {artifact.kind}, not a {new.kind}; drop --kind or fix it"
+            )
         artifact_id = artifact.id
         number = (
-            conn.scalar(select(func.coalesce(func.max(versions.c.number), 0)).where(
-                versions.c.artifact_id == artifact_id
-            ))
+            conn.scalar(
+                select(func.coalesce(func.max(versions.c.number), 0)).where(
+                    versions.c.artifact_id == artifact_id
+                )
+            )
             or 0
         ) + 1
         now = _now()
         conn.execute(
             versions.insert().values(
-                id=new.id, artifact_id=artifact_id, number=number, digest=new.digest, size=new.size,
-                file_count=len(new.files), root=new.root, ring_id=new.ring_id, created_by=new.created_by,
+                id=new.id,
+                artifact_id=artifact_id,
+                number=number,
+                digest=new.digest,
+                size=new.size,
+                file_count=len(new.files),
+                root=new.root,
+                ring_id=new.ring_id,
+                created_by=new.created_by,
                 created_at=now,
             )
         )
         if new.files:
             conn.execute(
                 version_files.insert(),
-                [{"version_id": new.id, "path": p, "size": s, "mode": m, "sha256": h} for p, s, m, h in new.files],
+                [
+                    {"version_id": new.id, "path": p, "size": s, "mode": m, "sha256": h}
+                    for p, s, m, h in new.files
+                ],
             )
         if new.metadata:
             conn.execute(
@@ -337,20 +363,35 @@ class Catalog:
             return previous
 
     def _version_query(self) -> Any:
-        return select(
-            versions, artifacts.c.name.label("artifact"), artifacts.c.kind.label("kind")
-        ).join(artifacts, artifacts.c.id == versions.c.artifact_id)
+        return select(versions, artifacts.c.name.label("artifact"), artifacts.c.kind.label("kind")).join(
+            artifacts, artifacts.c.id == versions.c.artifact_id
+        )
 
     def _row(self, conn: Connection, row: RowMapping) -> VersionRow:
         names = conn.scalars(select(tags.c.name).where(tags.c.version_id == row["id"]).order_by(tags.c.name))
         return VersionRow(
-            id=row["id"], artifact=row["artifact"], kind=row["kind"], number=row["number"], digest=row["digest"],
-            size=row["size"], file_count=row["file_count"], root=row["root"], ring_id=row["ring_id"],
-            created_by=row["created_by"], created_at=row["created_at"], tags=tuple(names),
+            id=row["id"],
+            artifact=row["artifact"],
+            kind=row["kind"],
+            number=row["number"],
+            digest=row["digest"],
+            size=row["size"],
+            file_count=row["file_count"],
+            root=row["root"],
+            ring_id=row["ring_id"],
+            created_by=row["created_by"],
+            created_at=row["created_at"],
+            tags=tuple(names),
         )
 
-    def resolve(self, artifact: str, *, number: int | None = None, tag: str | None = None,
-                digest_prefix: str | None = None) -> VersionRow:
+    def resolve(
+        self,
+        artifact: str,
+        *,
+        number: int | None = None,
+        tag: str | None = None,
+        digest_prefix: str | None = None,
+    ) -> VersionRow:
         """Find one version by number, tag, digest prefix, or (none given) the latest."""
         with self.engine.connect() as conn:
             if conn.scalar(select(artifacts.c.id).where(artifacts.c.name == artifact)) is None:
@@ -372,7 +413,9 @@ class Catalog:
             if not rows:
                 raise NotFoundError(f"no {what} (see `mlvault log {artifact}`)")
             if len({r["digest"] for r in rows}) > 1:
-                raise NotFoundError(f"digest prefix {digest_prefix} is ambiguous in {artifact}; give more digits")
+                raise NotFoundError(
+                    f"digest prefix {digest_prefix} is ambiguous in {artifact}; give more digits"
+                )
             return self._row(conn, rows[-1] if digest_prefix else rows[0])
 
     def list_versions(self, artifact: str) -> list[VersionRow]:
@@ -388,7 +431,9 @@ class Catalog:
     def all_versions(self) -> list[VersionRow]:
         """Every version in the catalog."""
         with self.engine.connect() as conn:
-            rows = conn.execute(self._version_query().order_by(artifacts.c.name, versions.c.number)).mappings()
+            rows = conn.execute(
+                self._version_query().order_by(artifacts.c.name, versions.c.number)
+            ).mappings()
             return [self._row(conn, r) for r in rows]
 
     def list_artifacts(self, prefix: str = "") -> list[ArtifactRow]:
@@ -413,24 +458,33 @@ class Catalog:
                 )
                 result.append(
                     ArtifactRow(
-                        art["name"], art["kind"], latest.number if latest else None,
-                        latest.size if latest else None, {t.name: t.number for t in tag_rows},
+                        art["name"],
+                        art["kind"],
+                        latest.number if latest else None,
+                        latest.size if latest else None,
+                        {t.name: t.number for t in tag_rows},
                     )
                 )
             return result
 
-    def version_details(self, version_id: str) -> tuple[list[tuple[str, int, int, str]], dict[str, str], list[str]]:
+    def version_details(
+        self, version_id: str
+    ) -> tuple[list[tuple[str, int, int, str]], dict[str, str], list[str]]:
         """(files, metadata, parent references) of a version."""
         with self.engine.connect() as conn:
             files = [
                 (r.path, r.size, r.mode, r.sha256)
                 for r in conn.execute(
-                    select(version_files).where(version_files.c.version_id == version_id).order_by(version_files.c.path)
+                    select(version_files)
+                    .where(version_files.c.version_id == version_id)
+                    .order_by(version_files.c.path)
                 )
             ]
             meta = {
                 r.key: r.value
-                for r in conn.execute(select(version_metadata).where(version_metadata.c.version_id == version_id))
+                for r in conn.execute(
+                    select(version_metadata).where(version_metadata.c.version_id == version_id)
+                )
             }
             parents = [
                 f"{r.name}@v{r.number}"

@@ -128,3 +128,27 @@ chunks = Table(
     Column("length", Integer, nullable=False),
     Index("ix_chunks_pack", "pack_id"),
 )
+
+# Signatures and the trust policy (migration 0002). Neither is trusted because it is here: a bundle
+# counts only if it verifies under a key of the admin-signed policy, and the policy document counts
+# only if a client-pinned admin key signed it. ``signer_fingerprint`` is a lookup aid, never evidence.
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", String(32), ForeignKey("versions.id"), nullable=False),
+    Column("signer_fingerprint", String(64), nullable=False),
+    Column("bundle", Text, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_signatures_version_id", "version_id"),
+)
+
+trust_policies = Table(
+    "trust_policies",
+    metadata,
+    Column("serial", Integer, primary_key=True, autoincrement=False),
+    Column("document", LargeBinary, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

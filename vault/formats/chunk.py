@@ -71,14 +71,23 @@ def compress(plaintext: bytes, compressor: zstandard.ZstdCompressor) -> tuple[by
     return plaintext, 0
 
 
-def encode(keyring: Keyring, chunk_id: bytes, stored: bytes, flags: int, *, nonce: bytes | None = None) -> bytes:
+def encode(
+    keyring: Keyring, chunk_id: bytes, stored: bytes, flags: int, *, nonce: bytes | None = None
+) -> bytes:
     """Encrypt ``stored`` (already compressed or not, per ``flags``) into a chunk record."""
     if len(stored) > MAX_PLAINTEXT:
         raise ValueError("chunk too large")
     nonce = nonce or aead.new_nonce()
     epoch = keyring.epoch
     header = HEADER.pack(
-        MAGIC, VERSION, SUITE_AES256GCM_HKDF, flags, keyring.ring_id, epoch, chunk_id, nonce,
+        MAGIC,
+        VERSION,
+        SUITE_AES256GCM_HKDF,
+        flags,
+        keyring.ring_id,
+        epoch,
+        chunk_id,
+        nonce,
         len(stored) + aead.TAG_SIZE,
     )
     key = aead.derive_key(keyring.dek(epoch), chunk_id, INFO)
@@ -103,7 +112,9 @@ def parse_header(data: bytes) -> ChunkHeader:
     return ChunkHeader(flags, ring_id, epoch, chunk_id, nonce, ct_len)
 
 
-def decode(record: bytes, keyring: Keyring, expected_id: bytes, decompressor: zstandard.ZstdDecompressor) -> bytes:
+def decode(
+    record: bytes, keyring: Keyring, expected_id: bytes, decompressor: zstandard.ZstdDecompressor
+) -> bytes:
     """Decrypt and verify one chunk record; returns the chunk's plaintext.
 
     Raises IntegrityError (or its subclass DecryptionError) on any mismatch.

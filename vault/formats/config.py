@@ -82,7 +82,9 @@ def decode(data: bytes) -> VaultConfig:
         doc = json.loads(data)
         fmt = doc["mlvault"]
         if type(fmt) is not int or fmt != FORMAT:  # true == 1.0 == 1 in Python
-            raise ConfigurationError(f"vault format {fmt!r} is not supported by this mlvault; upgrade mlvault")
+            raise ConfigurationError(
+                f"vault format {fmt!r} is not supported by this mlvault; upgrade mlvault"
+            )
         vault_id = doc["vault_id"]
         raw_chunker = doc["chunker"]
         chunker = ChunkerParams(
@@ -94,7 +96,9 @@ def decode(data: bytes) -> VaultConfig:
     # OverflowError: int(Infinity), which json accepts; RecursionError: hostile nesting depth.
     except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise ConfigurationError("vault config is malformed; this is not an mlvault vault") from exc
-    if not (isinstance(vault_id, str) and len(vault_id) == 32 and all(c in "0123456789abcdef" for c in vault_id)):
+    if not (
+        isinstance(vault_id, str) and len(vault_id) == 32 and all(c in "0123456789abcdef" for c in vault_id)
+    ):
         raise ConfigurationError("vault config has an invalid vault id")
     if compression not in ("zstd", "none") or not 1 << 20 <= pack_size <= 1 << 30:
         raise ConfigurationError("vault config has invalid pack or compression settings")

@@ -54,8 +54,16 @@ class KeySlot:
 
 
 def encode(
-    kind: int, vault_id: bytes, ring_id: bytes, slot_id: bytes, kek: bytes, secret: bytes,
-    *, kdf: KdfParams | None = None, salt: bytes | None = None, nonce: bytes | None = None,
+    kind: int,
+    vault_id: bytes,
+    ring_id: bytes,
+    slot_id: bytes,
+    kek: bytes,
+    secret: bytes,
+    *,
+    kdf: KdfParams | None = None,
+    salt: bytes | None = None,
+    nonce: bytes | None = None,
 ) -> bytes:
     """Wrap ``secret`` under ``kek`` as a key slot."""
     if kind == KIND_PASSPHRASE:

@@ -80,9 +80,13 @@ class Manifest:
 
 
 def content_digest(files: tuple[FileEntry, ...] | list[FileEntry]) -> str:
-    """SHA-256 over the raw per-file digests, files in path order."""
+    """SHA-256 over the raw per-file digests, files in OMS order.
+
+    OpenSSF Model Signing lists files sorted by path components (``a/b`` before ``a-b``
+    before ``a.b``), so the digest here equals the signed subject digest.
+    """
     h = hashlib.sha256()
-    for entry in sorted(files, key=lambda f: f.path):
+    for entry in sorted(files, key=lambda f: f.path.split("/")):
         h.update(entry.sha256)
     return h.hexdigest()
 
@@ -109,16 +113,28 @@ def encode(manifest: Manifest) -> bytes:
     entries: list[dict[str, Any]] = [{"path": d.path, "type": "dir", "mode": d.mode} for d in manifest.dirs]
     entries += [
         {
-            "path": f.path, "type": "file", "size": f.size, "mode": f.mode, "sha256": f.sha256.hex(),
+            "path": f.path,
+            "type": "file",
+            "size": f.size,
+            "mode": f.mode,
+            "sha256": f.sha256.hex(),
             "chunks": [[cid.hex(), size] for cid, size in f.chunks],
         }
         for f in manifest.files
     ]
     doc = {
-        "format": FORMAT, "vault_id": manifest.vault_id, "version_id": manifest.version_id,
-        "artifact": manifest.artifact, "kind": manifest.kind, "root": manifest.root,
-        "digest": manifest.digest, "created_at": manifest.created_at, "created_by": manifest.created_by,
-        "metadata": manifest.metadata, "parents": list(manifest.parents), "entries": entries,
+        "format": FORMAT,
+        "vault_id": manifest.vault_id,
+        "version_id": manifest.version_id,
+        "artifact": manifest.artifact,
+        "kind": manifest.kind,
+        "root": manifest.root,
+        "digest": manifest.digest,
+        "created_at": manifest.created_at,
+        "created_by": manifest.created_by,
+        "metadata": manifest.metadata,
+        "parents": list(manifest.parents),
+        "entries": entries,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -197,10 +213,17 @@ def decode(plaintext: bytes) -> Manifest:
     _require(root in ("file", "dir"), "root")
     _require(root == "dir" or (len(files) == 1 and not dirs), "a single-file version holds one file")
     manifest = Manifest(
-        vault_id=_str(doc, "vault_id"), version_id=_str(doc, "version_id"), artifact=_str(doc, "artifact"),
-        kind=_str(doc, "kind"), root=root, created_at=_str(doc, "created_at"),
-        created_by=_str(doc, "created_by"), files=tuple(files), dirs=tuple(dirs),
-        metadata=dict(metadata), parents=tuple(parents),
+        vault_id=_str(doc, "vault_id"),
+        version_id=_str(doc, "version_id"),
+        artifact=_str(doc, "artifact"),
+        kind=_str(doc, "kind"),
+        root=root,
+        created_at=_str(doc, "created_at"),
+        created_by=_str(doc, "created_by"),
+        files=tuple(files),
+        dirs=tuple(dirs),
+        metadata=dict(metadata),
+        parents=tuple(parents),
     )
     _require(manifest.digest == doc.get("digest"), "digest does not match the files")
     return manifest

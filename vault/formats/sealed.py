@@ -54,15 +54,28 @@ class SealedHeader:
 
 
 def seal(
-    kind: Kind, ikm: bytes, ring_id: bytes, epoch: int, object_id: bytes, plaintext: bytes,
-    *, nonce: bytes | None = None,
+    kind: Kind,
+    ikm: bytes,
+    ring_id: bytes,
+    epoch: int,
+    object_id: bytes,
+    plaintext: bytes,
+    *,
+    nonce: bytes | None = None,
 ) -> bytes:
     """Encrypt ``plaintext`` as a sealed object of ``kind``."""
     if len(plaintext) > kind.max_plaintext:
         raise ConfigurationError(f"{kind.magic.decode()} object too large ({len(plaintext)} bytes)")
     nonce = nonce or aead.new_nonce()
     header = HEADER.pack(
-        kind.magic, VERSION, SUITE_AES256GCM_HKDF, 0, ring_id, epoch, object_id, nonce,
+        kind.magic,
+        VERSION,
+        SUITE_AES256GCM_HKDF,
+        0,
+        ring_id,
+        epoch,
+        object_id,
+        nonce,
         len(plaintext) + aead.TAG_SIZE,
     )
     key = aead.derive_key(ikm, object_id, kind.info)

@@ -31,7 +31,9 @@ class LocalBackend(Backend):
         if create:
             (self.root / _TMP).mkdir(parents=True, exist_ok=True)
         elif not self.root.is_dir():
-            raise NotFoundError(f"no vault at {root}: the directory does not exist (run `mlvault init {root}`)")
+            raise NotFoundError(
+                f"no vault at {root}: the directory does not exist (run `mlvault init {root}`)"
+            )
         else:
             (self.root / _TMP).mkdir(exist_ok=True)
 
