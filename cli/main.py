@@ -20,7 +20,7 @@ from rich.table import Table
 import vault
 from cli import output
 from cli.output import emit_json, human_size, progress_bar
-from cli.settings import Settings, passphrase_reader, require_vault, resolve
+from cli.settings import Settings, catalog_pins_file, passphrase_reader, require_vault, resolve
 from vault.crypto.kdf import KdfParams
 from vault.errors import MlvaultError, UsageError
 from vault.storage import StorageOptions
@@ -123,6 +123,7 @@ def _open(ctx: typer.Context) -> vault.Vault:
         passphrase=passphrase_reader(settings),
         catalog_url=settings.catalog,
         storage_options=_storage_options(settings),
+        catalog_pins=catalog_pins_file(),
     )
 
 
@@ -154,6 +155,7 @@ def init(
         kdf=kdf,
         catalog_url=settings.catalog,
         storage_options=_storage_options(settings),
+        catalog_pins=catalog_pins_file(),
     ) as v:
         output.out.print(f"initialized vault {v.config.vault_id} at {path}", markup=False)
         output.out.print(
@@ -232,7 +234,7 @@ def pull(
         check = signing_commands.pull_verifier(v, verify=not no_verify)
         with progress_bar("pull", None, not quiet) as progress:
             result = v.pull(ref, dest, progress=progress, verifier=check)
-    signing_commands.report_pull_verification(check)
+    signing_commands.report_pull_verification(check, quiet=quiet or json_out)
     if json_out:
         emit_json(result)
         return

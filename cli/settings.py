@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
 from vault.errors import AuthenticationError, ConfigurationError, UsageError
 
 
@@ -51,6 +53,20 @@ def resolve(vault: str | None, catalog: str | None, passphrase_file: Path | None
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+CONFIG_DIR_ENV = "MLVAULT_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    """The client's config directory (pins, keys): ``$MLVAULT_CONFIG_DIR`` or the platform's."""
+    override = os.environ.get(CONFIG_DIR_ENV)
+    return Path(override) if override else Path(platformdirs.user_config_dir("mlvault"))
+
+
+def catalog_pins_file() -> Path:
+    """Where this client pins each vault's catalog URL."""
+    return config_dir() / "catalog-pins.json"
 
 
 def require_vault(settings: Settings) -> str:

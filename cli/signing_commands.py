@@ -28,14 +28,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import platformdirs
 import typer
 from rich.table import Table
 
 from cli import output
 from cli.main import JsonOpt, _open, app, handle_errors
 from cli.output import emit_json
-from cli.settings import Settings
+from cli.settings import Settings, config_dir
 from vault.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
     from vault.signatures import PolicyView, PullVerifier, SignatureService
     from vault.signing.signers import Signer
 
-CONFIG_DIR_ENV = "MLVAULT_CONFIG_DIR"
 KEY_PASSPHRASE_ENV = "MLVAULT_KEY_PASSPHRASE"  # noqa: S105 — the variable's name, not a secret
 _KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -75,12 +73,6 @@ KeyPassphraseFileOpt = Annotated[
 
 
 # -- client-side configuration ------------------------------------------------------------------
-
-
-def config_dir() -> Path:
-    """The mlvault config directory: ``$MLVAULT_CONFIG_DIR`` or the platform's user config dir."""
-    override = os.environ.get(CONFIG_DIR_ENV)
-    return Path(override) if override else Path(platformdirs.user_config_dir("mlvault"))
 
 
 def keys_dir(*, create: bool = False) -> Path:
@@ -199,9 +191,17 @@ def pull_verifier(v: Vault, *, verify: bool) -> PullVerifier | None:
     return signature_service(v).pull_verifier()
 
 
-def report_pull_verification(check: PullVerifier | None) -> None:
-    """Say on stderr which trusted keys vouched for the pulled version."""
-    if check is None or check.report is None:
+def report_pull_verification(check: PullVerifier | None, *, quiet: bool = False) -> None:
+    """Say on stderr which trusted keys vouched for the pulled version (or that none had to)."""
+    if check is None or not check.ran:
+        return
+    if check.report is None:
+        if quiet:
+            return
+        output.err.print(
+            "signatures: not checked (no trust policy rule covers this artifact; see `mlvault trust`)",
+            markup=False,
+        )
         return
     report = check.report
     _note_pin(report.admin_pinned_now)

@@ -25,6 +25,14 @@ PASSPHRASE = "correct horse battery staple"
 POSTGRES_ENV = "MLVAULT_TEST_POSTGRES_URL"
 
 
+@pytest.fixture(autouse=True)
+def _isolated_client_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep pins, keys and S3-vault catalogs of every test out of the real home directory."""
+    home = tmp_path_factory.mktemp("client")
+    monkeypatch.setenv("MLVAULT_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
 @pytest.fixture
 def cheap_kdf() -> KdfParams:
     return CHEAP_KDF

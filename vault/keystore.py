@@ -13,22 +13,41 @@ namespace:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from vault.crypto import aead
 from vault.crypto.kdf import SALT_SIZE, KdfParams, stretch
 from vault.crypto.keyring import Keyring, new_id
-from vault.errors import AuthenticationError, DecryptionError, NotFoundError
+from vault.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DecryptionError,
+    IntegrityError,
+    NotFoundError,
+)
 from vault.formats import keyring as keyring_format
 from vault.formats import keyslot
 from vault.storage import Backend
 
 OWNER_RING = "owner"
+MAX_SLOT_SIZE = 4096  # a slot is ~150 bytes; anything bigger was not written by us
+MAX_PASSPHRASE_SLOTS = 16
 PassphraseSource = Callable[[], bytes]
 
 
 def _slot_key(ring: str, slot_id: bytes) -> str:
     return f"keys/{ring}/{slot_id.hex()}"
+
+
+def _readable_slots(backend: Backend, keys: list[str]) -> Iterator[keyslot.KeySlot]:
+    """Parse each slot, skipping oversized or malformed ones (anyone with storage access can plant them)."""
+    for key in keys:
+        try:
+            if backend.size(key) > MAX_SLOT_SIZE:
+                continue
+            yield keyslot.decode(backend.get(key))
+        except (IntegrityError, ConfigurationError):
+            continue
 
 
 def create_owner(backend: Backend, vault_id: bytes, passphrase: bytes, kdf: KdfParams) -> bytes:
@@ -57,10 +76,13 @@ def open_owner(backend: Backend, vault_id: bytes, passphrase: bytes) -> bytes:
     slots = sorted(backend.list(f"keys/{OWNER_RING}/"))
     if not slots:
         raise NotFoundError("the vault has no passphrase key slot; it cannot be opened with a passphrase")
-    for key in slots:
-        slot = keyslot.decode(backend.get(key))
+    tried = 0
+    for slot in _readable_slots(backend, slots):
         if slot.kind != keyslot.KIND_PASSPHRASE or slot.vault_id != vault_id:
             continue
+        tried += 1
+        if tried > MAX_PASSPHRASE_SLOTS:
+            break  # planted slots must not buy an attacker unbounded Argon2 work
         assert slot.kdf is not None and slot.salt is not None
         kek = stretch(passphrase, slot.salt, slot.kdf)
         try:
@@ -87,8 +109,7 @@ def create_keyring(backend: Backend, vault_id: bytes, owner_key: bytes) -> tuple
 
 def open_keyring(backend: Backend, vault_id: bytes, ring_id: bytes, owner_key: bytes) -> Keyring:
     """Open a keyring through its owner slot."""
-    for key in sorted(backend.list(f"keys/{ring_id.hex()}/")):
-        slot = keyslot.decode(backend.get(key))
+    for slot in _readable_slots(backend, sorted(backend.list(f"keys/{ring_id.hex()}/"))):
         if slot.kind != keyslot.KIND_OWNER or slot.vault_id != vault_id or slot.ring_id != ring_id:
             continue
         kek = aead.derive_key(owner_key, slot.slot_id, keyslot.OWNER_INFO)

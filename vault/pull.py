@@ -28,6 +28,7 @@ from vault.crypto.keyring import Keyring
 from vault.errors import (
     ConfigurationError,
     DestinationExistsError,
+    HostileManifestError,
     IntegrityError,
     MlvaultError,
     NotFoundError,
@@ -50,7 +51,10 @@ def plan_destination(manifest: Manifest, dest: Path) -> Path:
     ``dest`` under its own name when ``dest`` is an existing directory.
     """
     if manifest.root == "file" and dest.is_dir():
-        dest = dest / check_path(manifest.files[0].path)  # checked before it picks a directory
+        name = check_path(manifest.files[0].path)  # checked before it picks a directory
+        if "/" in name:
+            raise HostileManifestError(f"single-file manifest path {name!r} has directories; refusing")
+        dest = dest / name
     if dest.exists() or dest.is_symlink():
         raise DestinationExistsError(f"{dest} already exists; choose another destination or remove it")
     if not dest.parent.is_dir():
@@ -58,6 +62,9 @@ def plan_destination(manifest: Manifest, dest: Path) -> Path:
     return dest
 
 
+# setuid, setgid and sticky bits are never restored: a pulled model must not become a
+# privileged program just because a manifest said so.
+SAFE_MODE_BITS = 0o777
 RUN_BYTES = 4 * 1024 * 1024  # one ranged read covers neighbouring records up to this size
 RUN_GAP = 256 * 1024  # read through gaps this small rather than issue another request
 
@@ -166,7 +173,7 @@ def write_file(
     digest = sha.digest()
     if written != entry.size or not hmac.compare_digest(digest, entry.sha256):
         raise IntegrityError("content does not match its SHA-256")
-    os.chmod(target, entry.mode)
+    os.chmod(target, entry.mode & SAFE_MODE_BITS)
     return digest
 
 
@@ -191,7 +198,7 @@ def materialize(
             except (IntegrityError, StorageUnavailableError) as exc:
                 raise type(exc)(f"{entry.path}: {exc}") from exc
         for directory in sorted(manifest.dirs, key=lambda d: d.path.count("/"), reverse=True):
-            os.chmod(root / directory.path, directory.mode)
+            os.chmod(root / directory.path, directory.mode & SAFE_MODE_BITS)
         if dest.exists() or dest.is_symlink():
             raise DestinationExistsError(f"{dest} appeared while pulling; nothing was written")
         if manifest.root == "file":

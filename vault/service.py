@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import json
 import os
 import socket
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import platformdirs
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from vault import keystore
 from vault.catalog import ArtifactRow, Catalog, ChunkLocation, NewVersion, VersionRow, open_catalog
@@ -47,6 +50,7 @@ from vault.storage.base import ObjectExistsError
 Passphrase = bytes | str | Callable[[], bytes | str] | None
 Progress = Callable[[int], None]
 KINDS = ("model", "dataset")
+MAX_MANIFEST_OBJECT = sealed.HEADER_SIZE + sealed.MANIFEST.max_plaintext + 16
 
 
 def default_principal() -> str:
@@ -154,8 +158,12 @@ def init_vault(
     chunker: ChunkerParams | None = None,
     pack_size: int = 16 * 1024 * 1024,
     principal: str | None = None,
+    catalog_pins: Path | None = None,
 ) -> Vault:
-    """Create a new vault at ``url`` and return it open."""
+    """Create a new vault at ``url`` and return it open.
+
+    ``catalog_pins`` is the client's file of vault id → catalog URL pins (see open_vault).
+    """
     kdf.check()
     secret = _passphrase_bytes(passphrase)
     if not secret:
@@ -164,14 +172,8 @@ def init_vault(
     if backend.exists("config"):
         raise ConflictError(f"a vault already exists at {url}")
     vault_id = new_id()
-    stored_catalog = None
-    if catalog_url:
-        parsed = urlparse(catalog_url)
-        if parsed.password:
-            # Never write a password into storage; libpq reads PGPASSWORD / ~/.pgpass.
-            stored_catalog = catalog_url.replace(f":{parsed.password}@", "@", 1)
-        else:
-            stored_catalog = catalog_url
+    # Never write a password into storage; libpq reads PGPASSWORD / ~/.pgpass.
+    stored_catalog = shareable_catalog_url(catalog_url) if catalog_url else None
     config = VaultConfig(
         vault_id.hex(), (chunker or ChunkerParams()).check(), pack_size, "zstd", stored_catalog
     )
@@ -183,6 +185,8 @@ def init_vault(
         backend.put("config", config_format.encode(config))
     except ObjectExistsError:
         raise ConflictError(f"a vault already exists at {url}") from None
+    if catalog_pins is not None and stored_catalog:
+        _check_catalog_pin(catalog_pins, config.vault_id, stored_catalog)
     vault = Vault(backend, catalog, config, passphrase, principal=principal)
     vault._owner_key = owner_key
     return vault
@@ -196,22 +200,72 @@ def open_vault(
     storage_options: StorageOptions | None = None,
     principal: str | None = None,
     workers: int | None = None,
+    catalog_pins: Path | None = None,
 ) -> Vault:
-    """Open the existing vault at ``url``. The passphrase is asked for only when needed."""
+    """Open the existing vault at ``url``. The passphrase is asked for only when needed.
+
+    The storage ``config`` names the team catalog, but storage is not trusted to choose
+    where metadata goes: with ``catalog_pins`` (a client-side JSON file) the first catalog
+    URL seen for a vault id is pinned and a later different one is refused, and an empty
+    catalog is never adopted for a vault whose storage already holds versions.
+    """
     backend = open_backend(url, storage_options)
     try:
+        if backend.size("config") > config_format.MAX_SIZE:
+            raise ConfigurationError(f"the object at {url}/config is not an mlvault config (too large)")
         raw = backend.get("config")
     except NotFoundError:
         raise NotFoundError(f"no vault at {url} (run `mlvault init {url}` to create one)") from None
     config = config_format.decode(raw)
-    catalog = open_catalog(_resolve_catalog_url(url, backend, config, catalog_url))
+    if catalog_url is None and config.catalog and catalog_pins is not None:
+        _check_catalog_pin(catalog_pins, config.vault_id, config.catalog)
+    resolved = _resolve_catalog_url(url, backend, config, catalog_url)
+    catalog = open_catalog(resolved)
     stored = catalog.get_info("vault_id")
     if stored is None:
+        if next(iter(backend.list("manifests/")), None) is not None:
+            catalog.close()
+            raise ConfigurationError(
+                f"the catalog {shareable_catalog_url(resolved)} is empty but the vault at {url} already "
+                "holds versions; pass the vault's own catalog with --catalog"
+            )
         catalog.set_info("vault_id", config.vault_id)
     elif stored != config.vault_id:
         catalog.close()
         raise ConfigurationError(f"the catalog belongs to vault {stored}, not to {config.vault_id} at {url}")
     return Vault(backend, catalog, config, passphrase, principal=principal, workers=workers)
+
+
+def shareable_catalog_url(url: str) -> str:
+    """``url`` without any password (in the authority or as a query parameter)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UsageError(f"invalid catalog URL {url!r}") from exc
+    query = {k: v for k, v in parsed.query.items() if k not in ("password", "passfile", "sslpassword")}
+    return parsed.set(query=query)._replace(password=None).render_as_string(hide_password=False)
+
+
+def _check_catalog_pin(pins_file: Path, vault_id: str, catalog: str) -> None:
+    """Pin ``catalog`` for ``vault_id`` on first use; refuse a different one later."""
+    try:
+        pins = json.loads(pins_file.read_text()) if pins_file.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read catalog pins {pins_file}: {exc}") from exc
+    if not isinstance(pins, dict):
+        raise ConfigurationError(f"catalog pins {pins_file} are malformed; remove the file to re-pin")
+    pinned = pins.get(vault_id)
+    if pinned is None:
+        pins[vault_id] = catalog
+        pins_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = pins_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, pins_file)
+    elif pinned != catalog:
+        raise ConfigurationError(
+            f"the vault config now names catalog {catalog!r}, but this client pinned {pinned!r}; "
+            f"if the catalog really moved, pass --catalog or edit {pins_file}"
+        )
 
 
 class Vault:
@@ -400,6 +454,8 @@ class Vault:
         """Read, authenticate and cross-check a version's manifest from storage."""
         keyring = self._keyring(version.ring_id)
         try:
+            if self.backend.size(manifest_key(version.id)) > MAX_MANIFEST_OBJECT:
+                raise IntegrityError(f"the manifest of {version.artifact}@v{version.number} is oversized")
             blob = self.backend.get(manifest_key(version.id))
         except NotFoundError as exc:
             raise IntegrityError(f"the manifest of {version.artifact}@v{version.number} is missing") from exc

@@ -127,10 +127,17 @@ def decode(
     key = aead.derive_key(keyring.dek(header.epoch), header.chunk_id, INFO)
     stored = aead.open_sealed(key, header.nonce, record[HEADER_SIZE:], record[:HEADER_SIZE])
     if header.flags & FLAG_ZSTD:
+        # python-zstandard ignores max_output_size when the frame declares its size, so the
+        # declared size is checked first; a frame without one is decompressed with the cap.
         try:
+            declared = zstandard.frame_content_size(stored)
+            if declared > MAX_PLAINTEXT:
+                raise DecryptionError()
             plaintext = decompressor.decompress(stored, max_output_size=MAX_PLAINTEXT)
         except zstandard.ZstdError as exc:
             raise DecryptionError() from exc
+        if len(plaintext) > MAX_PLAINTEXT:
+            raise DecryptionError()
     else:
         plaintext = stored
     if not hmac.compare_digest(keyring.chunk_id(plaintext), expected_id):

@@ -212,6 +212,9 @@ def decode(plaintext: bytes) -> Manifest:
     root = _str(doc, "root")
     _require(root in ("file", "dir"), "root")
     _require(root == "dir" or (len(files) == 1 and not dirs), "a single-file version holds one file")
+    if root == "file" and "/" in files[0].path:
+        # A single file lands at the user's destination or directly inside it: one name only.
+        raise HostileManifestError(f"single-file manifest path {files[0].path!r} has directories; refusing")
     manifest = Manifest(
         vault_id=_str(doc, "vault_id"),
         version_id=_str(doc, "version_id"),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from vault.errors import NotFoundError, StorageUnavailableError, UsageError
+from vault.errors import IntegrityError, NotFoundError, StorageUnavailableError, UsageError
 from vault.storage.base import Backend, ObjectExistsError, validate_key
 
 _TMP = "tmp"
@@ -86,31 +88,42 @@ class LocalBackend(Backend):
             tmp.unlink(missing_ok=True)
         _fsync_dir(target.parent)
 
-    def get(self, key: str) -> bytes:
+    def _open_object(self, key: str) -> BinaryIO:
+        # Objects are regular files we wrote; a symlink or device planted in the directory
+        # (e.g. to /dev/zero) is refused rather than followed.
         path = self._path(key)
         try:
-            return path.read_bytes()
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise NotFoundError(f"object {key} not found in {self.url}") from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise IntegrityError(f"object {key} in {self.url} is a symbolic link, not an object") from exc
             raise StorageUnavailableError(f"cannot read {path}: {exc.strerror}") from exc
+        handle = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            handle.close()
+            raise IntegrityError(f"object {key} in {self.url} is not a regular file")
+        return handle
+
+    def get(self, key: str) -> bytes:
+        with self._open_object(key) as handle:
+            try:
+                return handle.read()
+            except OSError as exc:
+                raise StorageUnavailableError(f"cannot read {key}: {exc.strerror}") from exc
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        path = self._path(key)
-        try:
-            with path.open("rb") as handle:
+        with self._open_object(key) as handle:
+            try:
                 handle.seek(offset)
                 return handle.read(length)
-        except FileNotFoundError:
-            raise NotFoundError(f"object {key} not found in {self.url}") from None
-        except OSError as exc:
-            raise StorageUnavailableError(f"cannot read {path}: {exc.strerror}") from exc
+            except OSError as exc:
+                raise StorageUnavailableError(f"cannot read {key}: {exc.strerror}") from exc
 
     def size(self, key: str) -> int:
-        try:
-            return self._path(key).stat().st_size
-        except FileNotFoundError:
-            raise NotFoundError(f"object {key} not found in {self.url}") from None
+        with self._open_object(key) as handle:
+            return os.fstat(handle.fileno()).st_size
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
