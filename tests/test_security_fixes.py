@@ -148,3 +148,27 @@ def test_pull_says_when_no_trust_rule_covered_the_artifact(tmp_path: Path) -> No
     result = runner.invoke(app, ["pull", "team/m", str(tmp_path / "out.bin")], env=env)
     assert result.exit_code == 0, result.output
     assert "signatures: not checked" in result.stderr
+
+
+def test_a_trust_policy_copied_from_another_vault_is_refused(
+    make_vault: Callable[..., vault.Vault], tmp_path: Path
+) -> None:
+    from vault.catalog.signatures import SignatureCatalog
+    from vault.signatures import PinStore, SignatureService
+    from vault.signing import LocalSigner
+    from vault.signing.keys import generate_private_key, public_key_pem
+
+    admin = LocalSigner(generate_private_key())
+    release = public_key_pem(generate_private_key().public_key())
+    vault_a, vault_b = make_vault(), make_vault()
+    pins = PinStore(tmp_path / "pins.json")
+    service_b = SignatureService(vault_b, pins)
+    service_b.trust_add("team/*", release, admin)  # B's own policy, serial 1; pins the admin key
+    service_a = SignatureService(vault_a, PinStore(tmp_path / "pins-a.json"))
+    for _ in range(3):  # A's policy reaches a higher serial under the same admin key
+        service_a.trust_add("*", release, admin)
+    copied = SignatureCatalog(vault_a.catalog.engine).latest_policy_row()
+    assert copied is not None and copied.serial > 1
+    SignatureCatalog(vault_b.catalog.engine).store_policy(copied.serial, copied.document, "attacker")
+    with pytest.raises(IntegrityError, match="another vault"):
+        service_b.trust_show()

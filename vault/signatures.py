@@ -478,6 +478,11 @@ class SignatureService:
                 "new one with `mlvault trust pin FINGERPRINT --replace`"
             )
         policy = verify_policy(row.document, pinned or ([admin_fp] if admin_fp else ["(none)"]))
+        if policy.vault_id != vault_id:
+            raise IntegrityError(
+                f"the trust policy in this catalog was written for vault {policy.vault_id or '(none)'}, "
+                f"not {vault_id}: it was copied from another vault"
+            )
         if policy.serial != row.serial:
             raise IntegrityError(
                 f"the trust policy stored as serial {row.serial} says it is serial {policy.serial}"
@@ -563,8 +568,8 @@ class SignatureService:
                 f"admin key {admin_fp[:16]} is not the pinned admin key of vault {vault_id} "
                 f"({', '.join(p[:16] for p in pinned)}); sign trust policy changes with that key"
             )
-        base = state.policy if state else TrustPolicy((), 0)
-        new = TrustPolicy(tuple(edit(list(base.rules))), base.serial + 1)
+        base = state.policy if state else TrustPolicy((), 0, vault_id)
+        new = TrustPolicy(tuple(edit(list(base.rules))), base.serial + 1, vault_id)
         document = sign_policy(new, admin)
         self._catalog.store_policy(new.serial, document, self._vault.principal)
         pinned_now = state.pinned_now if state else None

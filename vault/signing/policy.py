@@ -22,7 +22,7 @@ not count, even if another rule trusts them.
 
 **Documents.** The policy payload is canonical JSON (sorted keys, no whitespace, UTF-8)::
 
-    {"type": "mlvault/trust-policy", "version": 1, "serial": 7,
+    {"type": "mlvault/trust-policy", "version": 1, "serial": 7, "vault": "<vault id hex>",
      "rules": [{"namespace": "team/vision/*", "threshold": 1,
                 "keys": [{"fingerprint": "<sha256 of DER SPKI>", "publicKey": "<PEM>"}]}]}
 
@@ -101,6 +101,9 @@ class TrustPolicy:
 
     rules: tuple[TrustRule, ...]
     serial: int = 1
+    # The vault this policy governs: a policy copied from another vault signed by the same
+    # admin key must not be accepted here.
+    vault_id: str = ""
 
     def public_keys(self) -> list[ec.EllipticCurvePublicKey]:
         """Every distinct key any rule trusts."""
@@ -212,6 +215,7 @@ def policy_to_json(policy: TrustPolicy) -> bytes:
             "type": POLICY_TYPE,
             "version": POLICY_VERSION,
             "serial": policy.serial,
+            "vault": policy.vault_id,
             "rules": [
                 {
                     "namespace": rule.namespace,
@@ -229,18 +233,22 @@ def policy_to_json(policy: TrustPolicy) -> bytes:
 
 def policy_from_json(data: bytes) -> TrustPolicy:
     """Parse and check policy JSON; ``MalformedSignatureError`` on any problem."""
-    doc = _obj(strict_json(data, "trust policy"), "trust policy", {"type", "version", "serial", "rules"})
+    doc = _obj(
+        strict_json(data, "trust policy"), "trust policy", {"type", "version", "serial", "vault", "rules"}
+    )
     if doc["type"] != POLICY_TYPE or doc["version"] != POLICY_VERSION:
         raise MalformedSignatureError(f"not a version {POLICY_VERSION} mlvault trust policy")
     if not _is_int(doc["serial"]) or doc["serial"] < 0:
         raise MalformedSignatureError("trust policy serial must be a non-negative integer")
+    if not isinstance(doc["vault"], str):
+        raise MalformedSignatureError("trust policy vault must be a string")
     if not isinstance(doc["rules"], list):
         raise MalformedSignatureError("trust policy rules must be a list")
     rules = tuple(_parse_rule(r) for r in doc["rules"])
     globs = [r.namespace for r in rules]
     if len(set(globs)) != len(globs):
         raise MalformedSignatureError("trust policy lists the same namespace glob twice")
-    return TrustPolicy(rules, doc["serial"])
+    return TrustPolicy(rules, doc["serial"], doc["vault"])
 
 
 def _parse_rule(value: object) -> TrustRule:
