@@ -27,7 +27,7 @@ Private key files come in two forms, told apart by their first bytes:
 
   The key-encryption key is Argon2id(passphrase, salt, t_cost, m_cost, lanes) → 32 bytes; the
   AAD is everything before ``ct``, so no header byte can be changed without detection. KDF
-  parameters are stored in the file and are bounded on read (``KDF_CAPS``), so a hostile file
+  parameters are stored in the file and are bounded on read (``KdfParams.check``), so a hostile file
   cannot make us allocate unbounded memory or spin for hours. A failed AEAD open — wrong
   passphrase or a corrupt file, which cannot be told apart — is one ``AuthenticationError``.
 
@@ -36,18 +36,18 @@ KDF parameters are always passed in explicitly (``KdfParams``); nothing here rea
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import struct
 from pathlib import Path
 
-from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from vault.crypto.kdf import KdfParams as KdfParams  # re-exported: key files take the same parameters
+from vault.crypto.kdf import stretch
 from vault.errors import AuthenticationError, ConfigurationError, IntegrityError, NotFoundError, UsageError
 
 KEY_FILE_MAGIC = b"MLVSKEY\x00"
@@ -59,46 +59,6 @@ _HEADER = struct.Struct(">8sBBIIB16s12sH")
 _SALT_LEN = 16
 _NONCE_LEN = 12
 _MAX_CT_LEN = 4096
-
-
-@dataclasses.dataclass(frozen=True)
-class KdfParams:
-    """Argon2id cost parameters for a key file."""
-
-    time_cost: int
-    memory_kib: int
-    parallelism: int
-
-    @classmethod
-    def recommended(cls) -> KdfParams:
-        """RFC 9106 second recommended (low-memory) profile: t=3, m=64 MiB, p=4."""
-        return cls(time_cost=3, memory_kib=64 * 1024, parallelism=4)
-
-
-@dataclasses.dataclass(frozen=True)
-class KdfCaps:
-    """Bounds that stored KDF parameters must respect before we run the KDF."""
-
-    max_time_cost: int = 16
-    max_memory_kib: int = 1024 * 1024
-    max_parallelism: int = 16
-
-    def check(self, params: KdfParams) -> None:
-        """Refuse parameters outside the caps or below Argon2's minimums."""
-        ok = (
-            1 <= params.time_cost <= self.max_time_cost
-            and 1 <= params.parallelism <= self.max_parallelism
-            and 8 * params.parallelism <= params.memory_kib <= self.max_memory_kib
-        )
-        if not ok:
-            raise ConfigurationError(
-                f"key file KDF parameters out of range (t={params.time_cost}, "
-                f"m={params.memory_kib} KiB, p={params.parallelism}); caps are "
-                f"t<={self.max_time_cost}, m<={self.max_memory_kib} KiB, p<={self.max_parallelism}"
-            )
-
-
-KDF_CAPS = KdfCaps()
 
 
 def generate_private_key() -> ec.EllipticCurvePrivateKey:
@@ -169,13 +129,13 @@ def load_private_key(path: Path | str, passphrase: bytes | None) -> ec.EllipticC
 
 
 def decode_private_key(
-    data: bytes, passphrase: bytes | None, *, what: str = "key file", caps: KdfCaps = KDF_CAPS
+    data: bytes, passphrase: bytes | None, *, what: str = "key file"
 ) -> ec.EllipticCurvePrivateKey:
     """Decode key-file bytes of either form."""
     if data.startswith(KEY_FILE_MAGIC):
         if passphrase is None:
             raise AuthenticationError(f"{what} is encrypted: a passphrase is needed")
-        return decrypt_private_key(data, passphrase, caps=caps)
+        return decrypt_private_key(data, passphrase)
     if data.lstrip().startswith(b"-----BEGIN PRIVATE KEY-----"):
         try:
             key = serialization.load_pem_private_key(data, password=None)
@@ -192,9 +152,7 @@ def encrypt_private_key(key: ec.EllipticCurvePrivateKey, passphrase: bytes, kdf:
     )
 
 
-def decrypt_private_key(
-    data: bytes, passphrase: bytes, *, caps: KdfCaps = KDF_CAPS
-) -> ec.EllipticCurvePrivateKey:
+def decrypt_private_key(data: bytes, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
     """Decrypt an mlvault key file (bytes)."""
     if len(data) < _HEADER.size:
         raise IntegrityError("key file is truncated")
@@ -205,8 +163,7 @@ def decrypt_private_key(
         raise ConfigurationError(f"key file version {version} is not supported (this mlvault reads 1)")
     if suite != SUITE_ARGON2ID_AES256GCM:
         raise ConfigurationError(f"key file suite {suite} is not supported")
-    params = KdfParams(time_cost=t_cost, memory_kib=m_cost, parallelism=lanes)
-    caps.check(params)
+    params = KdfParams(time_cost=t_cost, memory_kib=m_cost, parallelism=lanes).check()
     if ct_len > _MAX_CT_LEN or len(data) != _HEADER.size + ct_len:
         raise IntegrityError("key file is truncated or has trailing data")
     kek = _derive_kek(passphrase, salt, params)
@@ -223,7 +180,7 @@ def decrypt_private_key(
 
 def _encrypt_from_parts(der: bytes, passphrase: bytes, kdf: KdfParams, *, salt: bytes, nonce: bytes) -> bytes:
     """Encrypt with explicit salt and nonce (known-answer tests only; callers use fresh randomness)."""
-    KDF_CAPS.check(kdf)
+    kdf.check()
     if len(salt) != _SALT_LEN or len(nonce) != _NONCE_LEN:
         raise UsageError("salt must be 16 bytes and nonce 12 bytes")
     ct_len = len(der) + 16
@@ -244,15 +201,7 @@ def _encrypt_from_parts(der: bytes, passphrase: bytes, kdf: KdfParams, *, salt: 
 
 
 def _derive_kek(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:
-    return hash_secret_raw(
-        secret=passphrase,
-        salt=salt,
-        time_cost=params.time_cost,
-        memory_cost=params.memory_kib,
-        parallelism=params.parallelism,
-        hash_len=32,
-        type=Type.ID,
-    )
+    return stretch(passphrase, salt, params)
 
 
 def _private_der(key: ec.EllipticCurvePrivateKey) -> bytes:
