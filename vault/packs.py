@@ -76,6 +76,8 @@ class PackWriter:
 
     def _seal(self) -> None:
         assert self._file is not None and self._path is not None
+        # While the pack is still self._file/_path: if an upload failed, abort() removes it.
+        self._raise_failed()
         keyring = self._keyring
         trailer = sealed.seal(
             sealed.TRAILER,
@@ -93,7 +95,6 @@ class PackWriter:
         entries = [(e.chunk_id, e.offset, e.length) for e in self._entries]
         path = self._path
         self._file = self._path = None
-        self._raise_failed()
         self._slots.acquire()
         self._pending.append(self._pool.submit(self._store, row, entries, path))
         self.stored_bytes += size

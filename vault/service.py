@@ -382,6 +382,9 @@ class Vault:
             store.drain()
             writer.finish()
         except BaseException:
+            # Workers add records to the writer: stop them first, or one could open a new
+            # spool file after the abort and leak it.
+            pool.shutdown(wait=True, cancel_futures=True)
             writer.abort()
             raise
         finally:

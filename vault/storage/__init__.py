@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from vault.errors import UsageError
 from vault.storage.base import Backend, ObjectExistsError, validate_key
+
+if TYPE_CHECKING:
+    from vault.storage.s3 import S3Tuning
 
 __all__ = ["Backend", "ObjectExistsError", "StorageOptions", "open_backend", "validate_key"]
 
@@ -24,6 +28,7 @@ class StorageOptions:
     profile: str | None = None
     region: str | None = None
     allow_insecure_http: bool = False
+    tuning: S3Tuning | None = None  # retries, timeouts, concurrency; None means S3Tuning's defaults
 
 
 def is_remote(url: str) -> bool:

@@ -258,7 +258,7 @@ class S3Backend(Backend):
             session=session,
             endpoint_url=options.endpoint_url,
             allow_insecure_http=options.allow_insecure_http,
-            tuning=tuning,
+            tuning=tuning or options.tuning,
         )
 
     # -- helpers -------------------------------------------------------------------------
