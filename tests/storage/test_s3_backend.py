@@ -252,3 +252,16 @@ def test_many_threads_share_one_backend(multipart_store: S3Backend, tmp_path: Pa
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(write, blobs))
         assert list(pool.map(read, blobs)) == list(blobs.values())
+
+
+def test_plain_http_endpoint_from_the_environment_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore reads AWS_ENDPOINT_URL_S3 itself; the plain-HTTP rule must still apply."""
+    from vault.storage import StorageOptions
+    from vault.storage.s3 import S3Backend
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://198.51.100.7:80")
+    with pytest.raises(UsageError, match="plain-HTTP"):
+        S3Backend.from_url("s3://some-bucket/prefix", StorageOptions())

@@ -237,6 +237,12 @@ class S3Backend(Backend):
         # verify is left at None: botocore then always verifies TLS, honouring AWS_CA_BUNDLE.
         self._client: S3Client = session.client("s3", endpoint_url=endpoint_url, config=config)
         try:
+            # botocore also takes endpoints from AWS_ENDPOINT_URL[_S3] and profile settings:
+            # the transport rules apply to the endpoint it will actually use.
+            effective = self._client.meta.endpoint_url
+            if effective != endpoint_url:
+                self.warning = check_endpoint(effective, allow_insecure_http=allow_insecure_http)
+                self._endpoint = effective
             self._check_bucket()
         except BaseException:
             self._client.close()
