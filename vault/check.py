@@ -12,10 +12,13 @@ only what was read and found wrong is reported as damage.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import zstandard
 
+from vault.catalog import PackRow
 from vault.errors import (
     ConfigurationError,
     IntegrityError,
@@ -25,9 +28,86 @@ from vault.errors import (
 )
 from vault.formats import chunk as chunk_format
 from vault.packs import pack_key, read_trailer
+from vault.pull import RUN_BYTES, RUN_GAP
 
 if TYPE_CHECKING:
     from vault.service import CheckReport, Vault
+
+
+@dataclass
+class _PackOutcome:
+    problems: list[str] = field(default_factory=list)
+    damaged: set[tuple[str, bytes]] = field(default_factory=set)
+    chunks: int = 0
+
+
+def _check_pack(
+    vault: Vault, pack: PackRow, read_data: bool, progress: Callable[[int], None] | None
+) -> _PackOutcome:
+    """Check one pack: presence and size; with ``read_data`` its trailer and every record."""
+    outcome = _PackOutcome()
+    key = pack_key(pack.id)
+    try:
+        size = vault.backend.size(key)
+    except NotFoundError:
+        outcome.problems.append(f"pack {pack.id} is missing from storage")
+        outcome.damaged.update((pack.ring_id, cid) for cid, _, _ in vault.catalog.pack_chunks(pack.id))
+        return outcome
+    if size != pack.size:
+        outcome.problems.append(f"pack {pack.id} is {size} bytes, the catalog recorded {pack.size}")
+    if not read_data:
+        return outcome
+    keyring = vault._keyring(pack.ring_id)
+    indexed = sorted(vault.catalog.pack_chunks(pack.id), key=lambda row: row[1])
+    oversized = [row for row in indexed if row[2] > chunk_format.HEADER_SIZE + chunk_format.MAX_CIPHERTEXT]
+    if oversized:  # an index row no chunk record could have: never read that much
+        outcome.damaged.update((pack.ring_id, cid) for cid, _, _ in oversized)
+        outcome.problems.append(f"pack {pack.id}: {len(oversized)} index rows claim impossible lengths")
+        indexed = [row for row in indexed if row not in oversized]
+    try:
+        trailer = {(e.chunk_id, e.offset, e.length) for e in read_trailer(vault.backend, pack.id, keyring)}
+        if not set(indexed) <= trailer:
+            outcome.problems.append(
+                f"pack {pack.id}: the trailer does not list chunks the catalog places there"
+            )
+    except StorageUnavailableError:
+        raise  # an outage is not damage: the check cannot finish, so it fails
+    except MlvaultError as exc:
+        outcome.problems.append(f"pack {pack.id}: trailer damaged ({exc})")
+    decompressor = zstandard.ZstdDecompressor()
+    bad = 0
+    for run in _runs(indexed):
+        start = run[0][1]
+        blob = vault.backend.get_range(key, start, run[-1][1] + run[-1][2] - start)
+        for cid, offset, length in run:
+            outcome.chunks += 1
+            try:
+                record = blob[offset - start : offset - start + length]
+                chunk_format.decode(record, keyring, cid, decompressor)
+            except (IntegrityError, ConfigurationError):  # a flipped version or suite byte is damage too
+                bad += 1
+                outcome.damaged.add((pack.ring_id, cid))
+            if progress:
+                progress(length)
+    if bad:
+        outcome.problems.append(f"pack {pack.id}: {bad} of {len(indexed)} chunks are damaged")
+    return outcome
+
+
+def _runs(rows: list[tuple[bytes, int, int]]) -> list[list[tuple[bytes, int, int]]]:
+    """Group index rows (sorted by offset) into runs one ranged read of ≤ RUN_BYTES can serve."""
+    runs: list[list[tuple[bytes, int, int]]] = []
+    for row in rows:
+        if runs:
+            first, last = runs[-1][0], runs[-1][-1]
+            if (
+                last[1] + last[2] <= row[1] <= last[1] + last[2] + RUN_GAP
+                and row[1] + row[2] - first[1] <= RUN_BYTES
+            ):
+                runs[-1].append(row)
+                continue
+        runs.append([row])
+    return runs
 
 
 def run_check(vault: Vault, *, read_data: bool, progress: Callable[[int], None] | None = None) -> CheckReport:
@@ -36,47 +116,18 @@ def run_check(vault: Vault, *, read_data: bool, progress: Callable[[int], None] 
 
     report = CheckReport()
     damaged_chunks: set[tuple[str, bytes]] = set()
-    for pack in vault.catalog.all_packs():
-        report.packs_checked += 1
-        key = pack_key(pack.id)
-        try:
-            size = vault.backend.size(key)
-        except NotFoundError:
-            report.problems.append(f"pack {pack.id} is missing from storage")
-            damaged_chunks.update((pack.ring_id, cid) for cid, _, _ in vault.catalog.pack_chunks(pack.id))
-            continue
-        if size != pack.size:
-            report.problems.append(f"pack {pack.id} is {size} bytes, the catalog recorded {pack.size}")
-        if not read_data:
-            continue
-        keyring = vault._keyring(pack.ring_id)
-        indexed = vault.catalog.pack_chunks(pack.id)
-        try:
-            trailer = {
-                (e.chunk_id, e.offset, e.length) for e in read_trailer(vault.backend, pack.id, keyring)
-            }
-            if not set(indexed) <= trailer:
-                report.problems.append(
-                    f"pack {pack.id}: the trailer does not list chunks the catalog places there"
-                )
-        except StorageUnavailableError:
-            raise  # an outage is not damage: the check cannot finish, so it fails
-        except MlvaultError as exc:
-            report.problems.append(f"pack {pack.id}: trailer damaged ({exc})")
-        decompressor = zstandard.ZstdDecompressor()
-        bad = 0
-        for cid, offset, length in indexed:
-            report.chunks_checked += 1
-            try:
-                record = vault.backend.get_range(key, offset, length)
-                chunk_format.decode(record, keyring, cid, decompressor)
-            except (IntegrityError, ConfigurationError):  # a flipped version or suite byte is damage too
-                bad += 1
-                damaged_chunks.add((pack.ring_id, cid))
-            if progress:
-                progress(length)
-        if bad:
-            report.problems.append(f"pack {pack.id}: {bad} of {len(indexed)} chunks are damaged")
+    packs = vault.catalog.all_packs()
+    if read_data:
+        for ring_id in {pack.ring_id for pack in packs}:
+            vault._keyring(ring_id)  # open each keyring once, before the workers need it
+    # Packs are independent: read and verify several at once (I/O and crypto release the GIL).
+    with ThreadPoolExecutor(max_workers=max(4, vault._workers * 2), thread_name_prefix="check") as pool:
+        outcomes = pool.map(lambda pack: _check_pack(vault, pack, read_data, progress), packs)
+        for outcome in outcomes:
+            report.packs_checked += 1
+            report.chunks_checked += outcome.chunks
+            report.problems.extend(outcome.problems)
+            damaged_chunks.update(outcome.damaged)
     for version in vault.catalog.all_versions():
         report.versions_checked += 1
         name = f"{version.artifact}@v{version.number}"

@@ -130,36 +130,73 @@ def plan_runs(
     return runs
 
 
+Run = list[tuple[bytes, ChunkLocation]]
+MAX_RUNS_AHEAD = 32  # many small files: keep enough GETs in flight to hide latency
+MAX_BYTES_AHEAD = 24 * 1024 * 1024  # big files: bound memory instead
+
+
+class Prefetcher:
+    """Fetches the runs of every file ahead of the writer, across file boundaries.
+
+    Runs are handed out in manifest order; at most MAX_RUNS_AHEAD runs and MAX_BYTES_AHEAD
+    stored bytes (always at least one run) are in flight, so a directory of small files
+    keeps the pool busy and a huge file does not grow memory.
+    """
+
+    def __init__(self, runs: list[list[Run]], fetcher: ChunkFetcher) -> None:
+        self._pending = iter([run for file_runs in runs for run in file_runs])
+        self._fetcher = fetcher
+        self._in_flight: deque[tuple[Future[list[bytes]], int]] = deque()
+        self._bytes = 0
+
+    def _fill(self) -> None:
+        while len(self._in_flight) < MAX_RUNS_AHEAD and (
+            not self._in_flight or self._bytes < MAX_BYTES_AHEAD
+        ):
+            run = next(self._pending, None)
+            if run is None:
+                return
+            size = sum(where.length for _, where in run)
+            self._in_flight.append((self._fetcher.submit(run), size))
+            self._bytes += size
+
+    def next_run(self) -> list[bytes]:
+        """The verified plaintexts of the next run, in manifest order."""
+        self._fill()
+        future, size = self._in_flight.popleft()
+        self._bytes -= size
+        return future.result()
+
+    def cancel(self) -> None:
+        """Drop what is still queued (on failure)."""
+        for future, _ in self._in_flight:
+            future.cancel()
+        self._in_flight.clear()
+
+
 def write_file(
     entry: FileEntry,
     target: Path,
-    fetcher: ChunkFetcher,
-    locate: Locate,
+    run_count: int,
+    prefetch: Prefetcher,
     progress: Progress | None,
     hasher: ThreadPoolExecutor,
-    window: int = 6,
+    window: int = 8,
 ) -> bytes:
-    """Write one file from its chunks; return its verified SHA-256 (raw).
+    """Write one file from its next ``run_count`` runs; return its verified SHA-256 (raw).
 
-    Up to ``window`` runs are fetched and decrypted ahead on the pool. The SHA-256 runs on
-    ``hasher`` (one thread, so updates stay in order) while this thread writes, so
-    fetching, decrypting, hashing and writing overlap.
+    The SHA-256 runs on ``hasher`` (one thread, so updates stay in order) while this
+    thread writes, so fetching, decrypting, hashing and writing overlap.
     """
-    runs = iter(plan_runs(entry, locate([cid for cid, _ in entry.chunks])))
     sizes = iter(size for _, size in entry.chunks)
     sha = hashlib.sha256()
     hashing: deque[Future[None]] = deque()
-    in_flight: deque[Future[list[bytes]]] = deque()
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     written = 0
     with os.fdopen(fd, "wb") as out:
-        while True:
-            while len(in_flight) < window and (run := next(runs, None)) is not None:
-                in_flight.append(fetcher.submit(run))
-            if not in_flight:
-                break
-            for data in in_flight.popleft().result():
-                if len(data) != next(sizes):
+        for _ in range(run_count):
+            for data in prefetch.next_run():
+                if len(data) != next(sizes, -1):
                     raise IntegrityError("a chunk has the wrong size")
                 out.write(data)
                 hashing.append(hasher.submit(sha.update, data))
@@ -185,16 +222,25 @@ def materialize(
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:40]}.mlvault-", dir=dest.parent))
     digests: dict[str, bytes] = {}
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    prefetch: Prefetcher | None = None
     try:
         root = staging / "tree"
         root.mkdir()
         for directory in manifest.dirs:
             (root / check_path(directory.path)).mkdir(parents=True, exist_ok=True)
+        locations = locate([cid for entry in manifest.files for cid, _ in entry.chunks])
+        runs = []
         for entry in manifest.files:
+            try:
+                runs.append(plan_runs(entry, locations))
+            except IntegrityError as exc:
+                raise IntegrityError(f"{entry.path}: {exc}") from exc
+        prefetch = Prefetcher(runs, fetcher)
+        for entry, file_runs in zip(manifest.files, runs, strict=True):
             target = root / check_path(entry.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                digests[entry.path] = write_file(entry, target, fetcher, locate, progress, hasher)
+                digests[entry.path] = write_file(entry, target, len(file_runs), prefetch, progress, hasher)
             except (IntegrityError, StorageUnavailableError) as exc:
                 raise type(exc)(f"{entry.path}: {exc}") from exc
         for directory in sorted(manifest.dirs, key=lambda d: d.path.count("/"), reverse=True):
@@ -206,6 +252,8 @@ def materialize(
         else:
             os.rename(root, dest)
     except BaseException as exc:
+        if prefetch is not None:
+            prefetch.cancel()
         hasher.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, MlvaultError):
