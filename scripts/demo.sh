@@ -9,6 +9,7 @@ cd "$work"
 
 export MLVAULT_PASSPHRASE="demo passphrase (use a real one)"
 export MLVAULT_VAULT="$work/vault"
+export MLVAULT_CONFIG_DIR="$work/config"       # keys and pins of this demo only
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 
 mkdir -p resnet/weights
@@ -31,4 +32,16 @@ run diff -r resnet out
 run "$mlvault" pull datasets/imagenet-mini ./data-copy.parquet
 run cmp data.parquet data-copy.parquet
 run "$mlvault" check --read-data
+
+# Signatures: a release key signs v2, an admin key signs the trust policy, pull enforces it.
+run "$mlvault" key new admin --unencrypted
+run "$mlvault" key new release-signer --unencrypted
+"$mlvault" key export release-signer --public > release.pub
+run "$mlvault" sign team/resnet@v2 --key release-signer
+run "$mlvault" trust add 'team/*' --key release.pub --admin-key admin
+run "$mlvault" verify team/resnet@prod
+run "$mlvault" pull team/resnet@prod ./verified
+run "$mlvault" signature export team/resnet@v2 -o resnet.sig
+printf '\n# on a deploy host: no vault, no credentials\n'
+run env -u MLVAULT_VAULT -u MLVAULT_PASSPHRASE "$mlvault" verify ./verified --signature resnet.sig --key release.pub
 printf '\ndemo ok\n'
