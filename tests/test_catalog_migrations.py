@@ -69,3 +69,9 @@ def test_every_revision_downgrades_and_upgrades_again(empty_catalog: str) -> Non
     command.downgrade(cfg, "base")
     command.upgrade(cfg, "head")
     assert _revision(empty_catalog) == head_revision()
+
+
+def test_the_fast_path_head_constant_matches_the_scripts() -> None:
+    from vault.catalog.migrate import HEAD_REVISION
+
+    assert head_revision() == HEAD_REVISION
