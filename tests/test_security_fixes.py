@@ -172,3 +172,24 @@ def test_a_trust_policy_copied_from_another_vault_is_refused(
     SignatureCatalog(vault_b.catalog.engine).store_policy(copied.serial, copied.document, "attacker")
     with pytest.raises(IntegrityError, match="another vault"):
         service_b.trust_show()
+
+
+def test_final_rename_never_replaces_a_destination_that_appeared(tmp_path: Path) -> None:
+    from vault.errors import DestinationExistsError
+    from vault.pull import rename_noreplace
+
+    src_dir, dst_dir = tmp_path / "staged", tmp_path / "dest"
+    src_dir.mkdir()
+    (src_dir / "f").write_text("new")
+    dst_dir.mkdir()  # an empty directory: plain rename(2) would silently replace it
+    with pytest.raises(DestinationExistsError):
+        rename_noreplace(src_dir, dst_dir)
+    assert (src_dir / "f").exists() and not any(dst_dir.iterdir())
+    src_file, dst_file = tmp_path / "a", tmp_path / "b"
+    src_file.write_text("new")
+    dst_file.write_text("theirs")
+    with pytest.raises(DestinationExistsError):
+        rename_noreplace(src_file, dst_file)
+    assert dst_file.read_text() == "theirs"
+    rename_noreplace(src_file, tmp_path / "c")
+    assert (tmp_path / "c").read_text() == "new" and not src_file.exists()

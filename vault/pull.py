@@ -11,6 +11,9 @@ this code just made, so nothing can be written outside the destination.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import hashlib
 import hmac
 import os
@@ -42,6 +45,32 @@ from vault.storage import Backend
 
 Progress = Callable[[int], None]
 Locate = Callable[[list[bytes]], dict[bytes, ChunkLocation]]
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``, failing with DestinationExistsError if ``dst`` exists.
+
+    Uses Linux ``renameat2(RENAME_NOREPLACE)`` so that a destination created by someone
+    else after our check is never replaced; elsewhere falls back to check-then-rename.
+    """
+    libc_name = ctypes.util.find_library("c")
+    renameat2 = getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+    if renameat2 is not None:
+        result = renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+        if result == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise DestinationExistsError(f"{dst} appeared while pulling; nothing was written")
+        if err not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: the filesystem lacks the flag
+            raise OSError(err, os.strerror(err), str(dst))
+    if dst.exists() or dst.is_symlink():
+        raise DestinationExistsError(f"{dst} appeared while pulling; nothing was written")
+    os.rename(src, dst)
 
 
 def plan_destination(manifest: Manifest, dest: Path) -> Path:
@@ -248,9 +277,9 @@ def materialize(
         if dest.exists() or dest.is_symlink():
             raise DestinationExistsError(f"{dest} appeared while pulling; nothing was written")
         if manifest.root == "file":
-            os.rename(root / manifest.files[0].path, dest)
+            rename_noreplace(root / manifest.files[0].path, dest)
         else:
-            os.rename(root, dest)
+            rename_noreplace(root, dest)
     except BaseException as exc:
         if prefetch is not None:
             prefetch.cancel()
