@@ -169,24 +169,33 @@ def push_file(
     pool: ThreadPoolExecutor,
     hasher_pool: ThreadPoolExecutor,
     progress: Progress | None,
-    window: int = 8,
+    window: int = 32,
+    window_bytes: int = 32 * 1024 * 1024,
 ) -> FileEntry:
-    """Chunk, hash and store one file; return its manifest entry."""
+    """Chunk, hash and store one file; return its manifest entry.
+
+    When ``window`` chunks or ``window_bytes`` are pending, only the older half is settled
+    (waited for and admitted), so the workers always have the newer half to hash while
+    this thread cuts on; the byte bound keeps memory flat for max-size chunks.
+    """
     sha = hashlib.sha256()
     chunk_list: list[tuple[bytes, int]] = []
-    pending: list[tuple[Future[bytes], Future[None], bytes]] = []
+    pending: deque[tuple[Future[bytes], Future[None], bytes]] = deque()
     size = 0
+    pending_bytes = 0
 
-    def flush() -> None:
+    def flush(count: int) -> None:
+        nonlocal pending_bytes
         batch = []
-        for id_future, sha_future, data in pending:
+        for _ in range(min(count, len(pending))):
+            id_future, sha_future, data = pending.popleft()
+            pending_bytes -= len(data)
             sha_future.result()
             batch.append((id_future.result(), data))
         store.admit(batch)
         chunk_list.extend((cid, len(data)) for cid, data in batch)
         if progress:
             progress(sum(len(d) for _, d in batch))
-        pending.clear()
 
     try:
         handle = src.path.open("rb")
@@ -195,10 +204,11 @@ def push_file(
     with handle:
         for data in chunker.chunks(handle):
             size += len(data)
+            pending_bytes += len(data)
             pending.append((pool.submit(keyring.chunk_id, data), hasher_pool.submit(sha.update, data), data))
-            if len(pending) >= window:
-                flush()
-        flush()
+            if len(pending) >= window or pending_bytes >= window_bytes:
+                flush(max(1, len(pending) // 2))
+        flush(len(pending))
     if size != src.size:
         raise UsageError(f"{src.path} changed while it was being pushed; push again")
     return FileEntry(src.name, size, src.mode, sha.digest(), tuple(chunk_list))
