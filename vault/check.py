@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import zstandard
 
-from vault.catalog import PackRow
+from vault.catalog import ChunkLocation, PackRow
 from vault.errors import (
     ConfigurationError,
     IntegrityError,
@@ -28,7 +28,7 @@ from vault.errors import (
 )
 from vault.formats import chunk as chunk_format
 from vault.packs import pack_key, read_trailer
-from vault.pull import RUN_BYTES, RUN_GAP
+from vault.pull import group_runs
 
 if TYPE_CHECKING:
     from vault.service import CheckReport, Vault
@@ -76,38 +76,23 @@ def _check_pack(
         outcome.problems.append(f"pack {pack.id}: trailer damaged ({exc})")
     decompressor = zstandard.ZstdDecompressor()
     bad = 0
-    for run in _runs(indexed):
-        start = run[0][1]
-        blob = vault.backend.get_range(key, start, run[-1][1] + run[-1][2] - start)
-        for cid, offset, length in run:
+    located = [(cid, ChunkLocation(pack.id, offset, length)) for cid, offset, length in indexed]
+    for run in group_runs(located):
+        start = run[0][1].offset
+        blob = vault.backend.get_range(key, start, run[-1][1].offset + run[-1][1].length - start)
+        for cid, where in run:
             outcome.chunks += 1
             try:
-                record = blob[offset - start : offset - start + length]
+                record = blob[where.offset - start : where.offset - start + where.length]
                 chunk_format.decode(record, keyring, cid, decompressor)
             except (IntegrityError, ConfigurationError):  # a flipped version or suite byte is damage too
                 bad += 1
                 outcome.damaged.add((pack.ring_id, cid))
             if progress:
-                progress(length)
+                progress(where.length)
     if bad:
         outcome.problems.append(f"pack {pack.id}: {bad} of {len(indexed)} chunks are damaged")
     return outcome
-
-
-def _runs(rows: list[tuple[bytes, int, int]]) -> list[list[tuple[bytes, int, int]]]:
-    """Group index rows (sorted by offset) into runs one ranged read of ≤ RUN_BYTES can serve."""
-    runs: list[list[tuple[bytes, int, int]]] = []
-    for row in rows:
-        if runs:
-            first, last = runs[-1][0], runs[-1][-1]
-            if (
-                last[1] + last[2] <= row[1] <= last[1] + last[2] + RUN_GAP
-                and row[1] + row[2] - first[1] <= RUN_BYTES
-            ):
-                runs[-1].append(row)
-                continue
-        runs.append([row])
-    return runs
 
 
 def run_check(vault: Vault, *, read_data: bool, progress: Callable[[int], None] | None = None) -> CheckReport:

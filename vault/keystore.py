@@ -43,11 +43,10 @@ def _readable_slots(backend: Backend, keys: list[str]) -> Iterator[keyslot.KeySl
     """Parse each slot, skipping oversized or malformed ones (anyone with storage access can plant them)."""
     for key in keys:
         try:
-            if backend.size(key) > MAX_SLOT_SIZE:
-                continue
-            yield keyslot.decode(backend.get(key))
+            slot = keyslot.decode(backend.get(key, max_size=MAX_SLOT_SIZE))
         except (IntegrityError, ConfigurationError):
             continue
+        yield slot
 
 
 def create_owner(backend: Backend, vault_id: bytes, passphrase: bytes, kdf: KdfParams) -> bytes:

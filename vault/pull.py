@@ -136,15 +136,17 @@ class ChunkFetcher:
         return self._pool.submit(self.fetch_run, run)
 
 
-def plan_runs(
-    entry: FileEntry, locations: dict[bytes, ChunkLocation]
-) -> list[list[tuple[bytes, ChunkLocation]]]:
-    """Group a file's chunks, in file order, into runs that one ranged read can serve."""
-    runs: list[list[tuple[bytes, ChunkLocation]]] = []
-    for chunk_id, _ in entry.chunks:
-        where = locations.get(chunk_id)
-        if where is None:
-            raise IntegrityError("a chunk of this file is missing from the chunk index")
+Run = list[tuple[bytes, ChunkLocation]]
+
+
+def group_runs(chunks: list[tuple[bytes, ChunkLocation]]) -> list[Run]:
+    """Group chunks, kept in the given order, into runs that one ranged read can serve.
+
+    A chunk joins the current run when it sits in the same pack, starts at most RUN_GAP
+    after the previous record ends, and the run stays within RUN_BYTES.
+    """
+    runs: list[Run] = []
+    for chunk_id, where in chunks:
         if runs:
             first, last = runs[-1][0][1], runs[-1][-1][1]
             last_end = last.offset + last.length
@@ -159,7 +161,17 @@ def plan_runs(
     return runs
 
 
-Run = list[tuple[bytes, ChunkLocation]]
+def plan_runs(entry: FileEntry, locations: dict[bytes, ChunkLocation]) -> list[Run]:
+    """A file's chunks, in file order, grouped into runs."""
+    located = []
+    for chunk_id, _ in entry.chunks:
+        where = locations.get(chunk_id)
+        if where is None:
+            raise IntegrityError("a chunk of this file is missing from the chunk index")
+        located.append((chunk_id, where))
+    return group_runs(located)
+
+
 MAX_RUNS_AHEAD = 32  # many small files: keep enough GETs in flight to hide latency
 MAX_BYTES_AHEAD = 24 * 1024 * 1024  # big files: bound memory instead
 

@@ -211,9 +211,9 @@ def open_vault(
     """
     backend = open_backend(url, storage_options)
     try:
-        if backend.size("config") > config_format.MAX_SIZE:
-            raise ConfigurationError(f"the object at {url}/config is not an mlvault config (too large)")
-        raw = backend.get("config")
+        raw = backend.get("config", max_size=config_format.MAX_SIZE)
+    except IntegrityError:
+        raise ConfigurationError(f"the object at {url}/config is not an mlvault config (too large)") from None
     except NotFoundError:
         raise NotFoundError(f"no vault at {url} (run `mlvault init {url}` to create one)") from None
     config = config_format.decode(raw)
@@ -457,9 +457,7 @@ class Vault:
         """Read, authenticate and cross-check a version's manifest from storage."""
         keyring = self._keyring(version.ring_id)
         try:
-            if self.backend.size(manifest_key(version.id)) > MAX_MANIFEST_OBJECT:
-                raise IntegrityError(f"the manifest of {version.artifact}@v{version.number} is oversized")
-            blob = self.backend.get(manifest_key(version.id))
+            blob = self.backend.get(manifest_key(version.id), max_size=MAX_MANIFEST_OBJECT)
         except NotFoundError as exc:
             raise IntegrityError(f"the manifest of {version.artifact}@v{version.number} is missing") from exc
         header = sealed.parse_header(sealed.MANIFEST, blob)

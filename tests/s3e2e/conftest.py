@@ -1,11 +1,10 @@
 """Fixtures for the end-to-end tests of S3 team vaults.
 
-Everything here is real: one moto ``ThreadedMotoServer`` per session on 127.0.0.1 with a
-random port, spoken to over plain HTTP (allowed because the host is loopback), the real
+Everything here is real: the session's moto server on 127.0.0.1 (tests/conftest.py),
+spoken to over plain HTTP (allowed because the host is loopback), the real
 ``mlvault`` Typer app (in-process through ``CliRunner``, or the installed console script in
-a subprocess), a real SQLite or PostgreSQL catalog. Faults come from the fault-injecting
-proxy of the storage tests (``tests/storage/faultproxy.py``, loaded from its path, since
-conftest fixtures of a sibling directory are not visible here).
+a subprocess), a real SQLite or PostgreSQL catalog. The moto server, buckets and the
+fault-injecting proxy come from tests/conftest.py.
 
 Each test runs with fake AWS credentials in the environment, a home and an XDG data
 directory inside ``tmp_path`` (so the SQLite catalog of an S3 vault, which lives in the
@@ -16,64 +15,22 @@ storage tests' server, so buckets here get their own name prefix.
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
-import logging
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from e2ehelpers import FAKE_CREDENTIALS, MLVAULT, PASSPHRASE, REGION
-from moto.server import ThreadedMotoServer
+from faultproxy import FaultProxy
 from typer.testing import CliRunner, Result
 
 from cli.main import app
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3.client import S3Client
-
-_bucket_numbers = itertools.count()
-
-
-def _load_faultproxy() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "storage" / "faultproxy.py"
-    spec = importlib.util.spec_from_file_location("s3e2e_faultproxy", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-faultproxy = _load_faultproxy()
-FaultProxy: Any = faultproxy.FaultProxy
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """URL of a moto S3 server shared by the whole session."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_admin(moto_endpoint: str) -> Iterator[S3Client]:
-    """A plain boto3 client for setup and for looking at the bucket behind mlvault's back."""
-    session = boto3.session.Session(region_name=REGION, **FAKE_CREDENTIALS)
-    client = session.client("s3", endpoint_url=moto_endpoint)
-    yield client
-    client.close()
+    pass
 
 
 @pytest.fixture
@@ -108,27 +65,8 @@ def user_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_home:
 
 
 @pytest.fixture
-def make_bucket(s3_admin: S3Client) -> Callable[[], str]:
-    """Create a fresh, uniquely named bucket on the moto server."""
-
-    def create() -> str:
-        name = f"mlvault-e2e-{next(_bucket_numbers)}"
-        s3_admin.create_bucket(Bucket=name)
-        return name
-
-    return create
-
-
-@pytest.fixture
 def bucket(make_bucket: Callable[[], str]) -> str:
     return make_bucket()
-
-
-@pytest.fixture
-def fault_proxy(moto_endpoint: str) -> Iterator[Any]:
-    """A fault-injecting proxy in front of the moto server (no faults until a test sets them)."""
-    with FaultProxy(int(moto_endpoint.rsplit(":", 1)[1])) as proxy:
-        yield proxy
 
 
 @pytest.fixture

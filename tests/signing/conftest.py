@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from vault.signing import LocalSigner, hash_directory, sign_files
 from vault.signing.keys import public_key_pem
@@ -93,7 +91,7 @@ def signed_model(tmp_path: Path, model_dir: Path, signer: LocalSigner) -> tuple[
 
 
 @pytest.fixture
-def kms_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def kms_client(moto_kms_digest: Callable[[Any], None]) -> Iterator[Any]:
     """Yield a moto KMS client whose Sign honours MessageType=DIGEST, as real KMS does.
 
     moto 5.2 ignores MessageType and hashes a DIGEST message again (getmoto/moto PR #10202 fixes
@@ -104,49 +102,5 @@ def kms_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     moto = pytest.importorskip("moto")
     with moto.mock_aws():
         client = boto3.client("kms", region_name="us-east-1")
-        if not _moto_honours_digest(client):
-            _teach_moto_digest(monkeypatch)
-            assert _moto_honours_digest(client)
+        moto_kms_digest(client)
         yield client
-
-
-def _moto_honours_digest(client: Any) -> bool:
-    key_id = client.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
-    public = serialization.load_der_public_key(client.get_public_key(KeyId=key_id)["PublicKey"])
-    assert isinstance(public, ec.EllipticCurvePublicKey)
-    digest = b"\x01" * 32
-    signature = client.sign(
-        KeyId=key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_256"
-    )["Signature"]
-    try:
-        public.verify(signature, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-    except Exception:
-        return False
-    return True
-
-
-def _teach_moto_digest(monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto.kms.responses import KmsResponse
-
-    original: Callable[[Any], str] = KmsResponse.sign
-
-    def sign(self: Any) -> str:
-        if self._get_param("MessageType") != "DIGEST":
-            return original(self)
-        key = self.kms_backend.describe_key(self._get_param("KeyId"))
-        algorithm = self._get_param("SigningAlgorithm")
-        assert algorithm == "ECDSA_SHA_256"
-        message = self._get_param("Message")
-        if isinstance(message, str):
-            message = message.encode("utf-8")
-        assert len(message) == 32, "a DIGEST message must be a SHA-256 digest"
-        signature = key.private_key.private_key.sign(message, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-        return json.dumps(
-            {
-                "KeyId": key.arn,
-                "Signature": base64.b64encode(signature).decode("ascii"),
-                "SigningAlgorithm": algorithm,
-            }
-        )
-
-    monkeypatch.setattr(KmsResponse, "sign", sign)

@@ -177,3 +177,17 @@ def test_key_made_by_model_signing_tooling_loads(tmp_path: Path) -> None:
         )
     )
     assert _same_key(keys.load_private_key(path, None), FIXED_KEY)
+
+
+def test_pem_files_other_than_unencrypted_pkcs8_are_refused_clearly() -> None:
+    key = keys.generate_private_key()
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pw"),
+    )
+    with pytest.raises(UsageError, match="encrypted PEM"):
+        keys.decode_private_key(encrypted, None)
+    public_pem = keys.public_key_pem(key.public_key())
+    with pytest.raises(IntegrityError, match="not a valid PEM private key"):
+        keys.decode_private_key(public_pem, None)

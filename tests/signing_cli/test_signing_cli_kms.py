@@ -4,13 +4,12 @@ The CLI builds its own boto3 session; the endpoint reaches it through the standa
 ``AWS_ENDPOINT_URL_KMS`` variable (set with monkeypatch for one test), exactly as a user would
 point it at a KMS-compatible endpoint. moto 5.2 hashes a ``MessageType=DIGEST`` message again
 (getmoto/moto PR #10202); if the installed moto still does, its response handler is corrected for
-DIGEST requests only, as in ``tests/signing/conftest.py`` — a fix to the third-party double,
+DIGEST requests only (``moto_kms_digest`` in tests/conftest.py) — a fix to the third-party double,
 never to mlvault code.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +17,8 @@ from typing import Any
 
 import pytest
 from conftest import Keys, Run, fails, ok
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, utils
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from vault.signing.keys import public_key_pem
 
@@ -39,7 +38,9 @@ def kms_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def kms(kms_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+def kms(
+    kms_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, moto_kms_digest: Callable[[Any], None]
+) -> Any:
     """A KMS client on the moto server; the environment points the CLI at the same server."""
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -49,50 +50,9 @@ def kms(kms_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", kms_endpoint)
     client = boto3.session.Session(region_name=REGION).client("kms")
-    if not _honours_digest(client):
-        _teach_moto_digest(monkeypatch)
-        assert _honours_digest(client)
+    moto_kms_digest(client)
     yield client
     client.close()
-
-
-def _honours_digest(client: Any) -> bool:
-    key_id = client.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
-    public = serialization.load_der_public_key(client.get_public_key(KeyId=key_id)["PublicKey"])
-    assert isinstance(public, ec.EllipticCurvePublicKey)
-    digest = b"\x02" * 32
-    signature = client.sign(
-        KeyId=key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_256"
-    )
-    try:
-        public.verify(signature["Signature"], digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-    except Exception:
-        return False
-    return True
-
-
-def _teach_moto_digest(monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto.kms.responses import KmsResponse
-
-    original: Callable[[Any], str] = KmsResponse.sign
-
-    def sign(self: Any) -> str:
-        if self._get_param("MessageType") != "DIGEST":
-            return original(self)
-        key = self.kms_backend.describe_key(self._get_param("KeyId"))
-        message = self._get_param("Message")
-        message = base64.b64decode(message) if isinstance(message, str) else message
-        assert len(message) == 32, "a DIGEST message must be a SHA-256 digest"
-        signature = key.private_key.private_key.sign(message, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-        return json.dumps(
-            {
-                "KeyId": key.arn,
-                "Signature": base64.b64encode(signature).decode("ascii"),
-                "SigningAlgorithm": "ECDSA_SHA_256",
-            }
-        )
-
-    monkeypatch.setattr(KmsResponse, "sign", sign)
 
 
 def test_kms_sign_round_trip(run: Run, vault_ready: str, keys: Keys, kms: Any, tmp_path: Path) -> None:

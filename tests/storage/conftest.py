@@ -1,24 +1,19 @@
 """Backends for the storage contract suite: every implementation passes the same tests.
 
-The S3 backend runs against one moto server per session (``ThreadedMotoServer`` on
-127.0.0.1, port 0; moto 5.2.5 reports the bound port through ``get_host_and_port()``),
-over plain HTTP, which the backend allows for loopback hosts. Each test gets its own
-bucket. Fake credentials reach the backend through the standard AWS chain, set with
+The S3 backend runs against the session's moto server (``moto_endpoint`` in
+tests/conftest.py), over plain HTTP, which the backend allows for loopback hosts. Each
+test gets its own bucket. Fake credentials reach the backend through the standard AWS chain, set with
 ``monkeypatch`` for the duration of one test only; the shared-config files are pointed at
 nothing so a developer's ``~/.aws`` never leaks in.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
 import pytest
-from faultproxy import FaultProxy
-from moto.server import ThreadedMotoServer
 
 from vault.storage import StorageOptions
 from vault.storage.base import Backend
@@ -26,13 +21,12 @@ from vault.storage.local import LocalBackend
 from vault.storage.memory import MemoryBackend
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3.client import S3Client
+    pass
 
 BACKENDS = ["memory", "local", "s3"]
 
 FAKE_CREDENTIALS = {"aws_access_key_id": "AKIAMLVAULTTEST", "aws_secret_access_key": "mlvault-test-secret"}
 REGION = "us-east-1"
-_bucket_numbers = itertools.count()
 
 _AWS_ENV_TO_CLEAR = (
     "AWS_PROFILE",
@@ -49,25 +43,6 @@ _AWS_ENV_TO_CLEAR = (
 )
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """URL of a moto S3 server shared by the whole session."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_admin(moto_endpoint: str) -> Iterator[S3Client]:
-    """A plain boto3 client (explicit fake credentials) for test setup: buckets, raw reads."""
-    session = boto3.session.Session(region_name=REGION, **FAKE_CREDENTIALS)
-    client = session.client("s3", endpoint_url=moto_endpoint)
-    yield client
-    client.close()
-
-
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Fake credentials in the environment for this test only, nothing from ~/.aws."""
@@ -82,28 +57,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def make_bucket(s3_admin: S3Client) -> Callable[[], str]:
-    """Create a fresh, uniquely named bucket on the moto server."""
-
-    def create() -> str:
-        name = f"mlvault-test-{next(_bucket_numbers)}"
-        s3_admin.create_bucket(Bucket=name)
-        return name
-
-    return create
-
-
-@pytest.fixture
 def s3_bucket(make_bucket: Callable[[], str]) -> str:
     return make_bucket()
-
-
-@pytest.fixture
-def fault_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    """A fault-injecting proxy in front of the moto server (no faults until a test sets them)."""
-    port = int(moto_endpoint.rsplit(":", 1)[1])
-    with FaultProxy(port) as proxy:
-        yield proxy
 
 
 @pytest.fixture(params=BACKENDS)

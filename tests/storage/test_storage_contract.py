@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vault.errors import NotFoundError, UsageError
+from vault.errors import IntegrityError, NotFoundError, UsageError
 from vault.storage.base import Backend, ObjectExistsError, validate_key
 
 
@@ -133,3 +133,10 @@ def test_concurrent_writers_and_readers(backend: Backend, tmp_path: Path) -> Non
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, payloads.items()))
         assert list(pool.map(read, payloads)) == list(payloads.values())
+
+
+def test_get_refuses_an_object_over_max_size_before_reading_it(backend: Backend) -> None:
+    backend.put("manifests/big", b"x" * 1000)
+    assert backend.get("manifests/big", max_size=1000) == b"x" * 1000
+    with pytest.raises(IntegrityError, match="1000 bytes"):
+        backend.get("manifests/big", max_size=999)

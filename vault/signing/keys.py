@@ -10,7 +10,7 @@ Two names for one public key, used in different places:
 
 Private key files come in two forms, told apart by their first bytes:
 
-* **Unencrypted**: standard PKCS#8 PEM (``-----BEGIN PRIVATE KEY-----``), created with mode 0600.
+* **Unencrypted**: standard unencrypted PKCS#8 PEM, created with mode 0600.
   It is the form unattended jobs use, and ``model_signing sign key`` can read it too.
 * **Encrypted**: a small self-describing binary format (all integers big-endian)::
 
@@ -136,11 +136,15 @@ def decode_private_key(
         if passphrase is None:
             raise AuthenticationError(f"{what} is encrypted: a passphrase is needed")
         return decrypt_private_key(data, passphrase)
-    if data.lstrip().startswith(b"-----BEGIN PRIVATE KEY-----"):
+    if data.lstrip().startswith(b"-----BEGIN "):  # PEM: cryptography decides what kind
         try:
             key = serialization.load_pem_private_key(data, password=None)
+        except TypeError as exc:  # a passphrase-protected PEM: not a format mlvault writes
+            raise UsageError(
+                f"{what} is an encrypted PEM key; use `mlvault key new` or an unencrypted PKCS#8 key"
+            ) from exc
         except ValueError as exc:
-            raise IntegrityError(f"{what} is a corrupt PEM private key") from exc
+            raise IntegrityError(f"{what} is not a valid PEM private key") from exc
         return _require_p256_private(key, what)
     raise UsageError(f"{what} is not an mlvault key file nor an unencrypted PKCS#8 PEM key")
 

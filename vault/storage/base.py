@@ -22,13 +22,21 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from vault.errors import ConflictError, UsageError
+from vault.errors import ConflictError, IntegrityError, UsageError
 
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}(/[a-z0-9][a-z0-9._-]{0,127}){0,7}$")
 
 
 class ObjectExistsError(ConflictError):
     """``put`` was asked to overwrite an existing object."""
+
+
+def check_size(key: str, size: int, max_size: int | None) -> None:
+    """Raise IntegrityError if an object of ``size`` bytes exceeds ``max_size``."""
+    if max_size is not None and size > max_size:
+        raise IntegrityError(
+            f"object {key} is {size} bytes, more than the {max_size} such an object may have"
+        )
 
 
 def validate_key(key: str) -> str:
@@ -62,8 +70,12 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def get(self, key: str) -> bytes:
-        """Return the whole object (for small objects: config, slots, manifests)."""
+    def get(self, key: str, max_size: int | None = None) -> bytes:
+        """Return the whole object (for small objects: config, slots, manifests).
+
+        With ``max_size``, an object larger than that raises IntegrityError before its
+        body is read: anyone with write access to the store can plant a huge object.
+        """
 
     @abstractmethod
     def get_range(self, key: str, offset: int, length: int) -> bytes:

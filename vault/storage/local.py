@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vault.errors import IntegrityError, NotFoundError, StorageUnavailableError, UsageError
-from vault.storage.base import Backend, ObjectExistsError, validate_key
+from vault.storage.base import Backend, ObjectExistsError, check_size, validate_key
 
 _TMP = "tmp"
 # Files that live in a local vault directory but are not storage objects.
@@ -106,8 +106,9 @@ class LocalBackend(Backend):
             raise IntegrityError(f"object {key} in {self.url} is not a regular file")
         return handle
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_size: int | None = None) -> bytes:
         with self._open_object(key) as handle:
+            check_size(key, os.fstat(handle.fileno()).st_size, max_size)
             try:
                 return handle.read()
             except OSError as exc:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vault.errors import NotFoundError
-from vault.storage.base import Backend, ObjectExistsError, validate_key
+from vault.storage.base import Backend, ObjectExistsError, check_size, validate_key
 
 
 class MemoryBackend(Backend):
@@ -32,13 +32,15 @@ class MemoryBackend(Backend):
         finally:
             path.unlink(missing_ok=True)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_size: int | None = None) -> bytes:
         validate_key(key)
         with self._lock:
             try:
-                return self._objects[key]
+                data = self._objects[key]
             except KeyError:
                 raise NotFoundError(f"object {key} not found in {self.url}") from None
+        check_size(key, len(data), max_size)
+        return data
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         return self.get(key)[offset : offset + length]

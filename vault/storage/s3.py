@@ -70,7 +70,7 @@ from botocore.exceptions import (
 )
 
 from vault.errors import MlvaultError, NotFoundError, StorageUnavailableError, UsageError
-from vault.storage.base import Backend, ObjectExistsError, validate_key
+from vault.storage.base import Backend, ObjectExistsError, check_size, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -354,7 +354,9 @@ class S3Backend(Backend):
             except BotoCoreError as exc:
                 raise self._error(exc, operation, key) from exc
 
-    def _read(self, key: str, name: str, offset: int | None = None, length: int = 0) -> bytes:
+    def _read(
+        self, key: str, name: str, offset: int | None = None, length: int = 0, max_size: int | None = None
+    ) -> bytes:
         """GET an object or a byte range, retrying a body that is cut off mid-stream."""
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": name}
         operation = "GetObject"
@@ -373,6 +375,7 @@ class S3Backend(Backend):
                 raise self._error(exc, operation, key) from exc
             body = response["Body"]
             try:
+                check_size(key, response["ContentLength"], max_size)  # before reading the body
                 return body.read()
             except BotoCoreError as exc:
                 if attempt >= self.tuning.max_attempts:
@@ -493,9 +496,9 @@ class S3Backend(Backend):
             raise self._error(exc, f"UploadPart({number})", key) from exc
         return {"PartNumber": number, "ETag": response["ETag"]}
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_size: int | None = None) -> bytes:
         """Return the whole object."""
-        return self._read(key, self._name(key))
+        return self._read(key, self._name(key), max_size=max_size)
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         """Return ``length`` bytes from ``offset`` with one ranged GET."""
