@@ -1,0 +1,99 @@
+"""Every storage key the vault uses, built and parsed in one place.
+
+A vault's storage is a flat, write-once key → bytes map (see :mod:`vault.storage.base`).
+This module is the only one that knows what the keys look like; everything else asks it
+for a key of a kind and never builds one from a literal (restic's ``backend/layout`` is
+the model). Parsers are strict: a listed key that does not have exactly the shape of its
+kind is not ours, and the caller treats it as foreign rather than guessing.
+
+::
+
+    config                      the vault config (plaintext, no secrets)
+    keys/owner/<slot id>        passphrase (and later KMS, recipient) slots on the owner key
+    keys/<ring id>/<slot id>    slots wrapping a namespace keyring
+    manifests/<version id>      sealed version manifests
+    packs/<id[:2]>/<pack id>    packs of encrypted chunk records
+
+A local vault directory also holds two names that are not storage objects: the spool
+directory for in-flight writes and the embedded SQLite catalog.
+"""
+
+from __future__ import annotations
+
+import re
+
+from vault.errors import IntegrityError
+
+CONFIG = "config"
+KEYS_PREFIX = "keys/"
+MANIFESTS_PREFIX = "manifests/"
+PACKS_PREFIX = "packs/"
+OWNER_RING = "owner"
+
+# Not storage objects: names a local vault directory holds beside its objects.
+SPOOL_DIR = "tmp"
+CATALOG_FILE = "catalog.sqlite"
+LOCAL_NOT_OBJECTS = (SPOOL_DIR, CATALOG_FILE)
+
+ID_HEX_LEN = 32
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def is_id(value: object) -> bool:
+    """Whether ``value`` is a 128-bit id in lower-case hex (version, pack, ring, slot ids)."""
+    return isinstance(value, str) and _ID_RE.match(value) is not None
+
+
+def _require_id(value: str, what: str) -> str:
+    # Ids come from the catalog or from storage listings, both writable by an attacker.
+    if not is_id(value):
+        raise IntegrityError(f"invalid {what} id {value!r}: not 32 lower-case hex digits")
+    return value
+
+
+def manifest_key(version_id: str) -> str:
+    """Storage key of a version manifest."""
+    return MANIFESTS_PREFIX + _require_id(version_id, "version")
+
+
+def parse_manifest_key(key: str) -> str | None:
+    """The version id of a manifest key, or None if ``key`` is not one."""
+    rest = key.removeprefix(MANIFESTS_PREFIX)
+    return rest if rest != key and is_id(rest) else None
+
+
+def pack_key(pack_id: str) -> str:
+    """Storage key of a pack (fanned out by the first two hex digits)."""
+    _require_id(pack_id, "pack")
+    return f"{PACKS_PREFIX}{pack_id[:2]}/{pack_id}"
+
+
+def parse_pack_key(key: str) -> str | None:
+    """The pack id of a pack key, or None if ``key`` is not one."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] + "/" != PACKS_PREFIX or not is_id(parts[2]):
+        return None
+    return parts[2] if parts[1] == parts[2][:2] else None
+
+
+def slot_prefix(ring: str) -> str:
+    """Prefix under which the slots of ``ring`` (a ring id or :data:`OWNER_RING`) live."""
+    if ring != OWNER_RING:
+        _require_id(ring, "keyring")
+    return f"{KEYS_PREFIX}{ring}/"
+
+
+def slot_key(ring: str, slot_id: bytes | str) -> str:
+    """Storage key of one key slot of ``ring``."""
+    slot_hex = slot_id.hex() if isinstance(slot_id, bytes) else slot_id
+    return slot_prefix(ring) + _require_id(slot_hex, "slot")
+
+
+def parse_slot_key(key: str) -> tuple[str, str] | None:
+    """(ring, slot id) of a slot key, or None if ``key`` is not one."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] + "/" != KEYS_PREFIX or not is_id(parts[2]):
+        return None
+    if parts[1] != OWNER_RING and not is_id(parts[1]):
+        return None
+    return parts[1], parts[2]
