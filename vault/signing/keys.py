@@ -122,6 +122,15 @@ def save_private_key(
     _write_new_file(Path(path), data)
 
 
+def is_encrypted_key_file(path: Path | str) -> bool:
+    """Whether the private key file at ``path`` is in the encrypted (passphrase) form."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(KEY_FILE_MAGIC)) == KEY_FILE_MAGIC
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"key file not found: {path}") from exc
+
+
 def load_private_key(path: Path | str, passphrase: bytes | None) -> ec.EllipticCurvePrivateKey:
     """Read a private key file of either form; ``AuthenticationError`` on a wrong passphrase."""
     data = _read_capped(Path(path), MAX_KEY_FILE_BYTES)

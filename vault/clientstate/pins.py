@@ -1,0 +1,161 @@
+"""What this client pinned per vault id: its catalog URL, its trust-policy admin keys, its key slot.
+
+Storage and the catalog are not trusted to tell a client where metadata lives or who may sign
+the trust policy, so the first answer seen for a vault id is remembered here and a later,
+different one is refused (trust on first use). Each kind is one :class:`JsonFile` in the
+client's config directory:
+
+* ``catalog-pins.json`` — ``{"<vault id>": "<catalog URL>"}`` (its historical flat format);
+* ``pins.json`` — ``{"format": 1, "vaults": {"<vault id>": {"admins": [fp], "policy_serial": 7}}}``:
+  the pinned admin keys and the highest policy serial accepted, so a rolled-back catalog is caught;
+* ``unlock-slots.json`` — ``{"format": 1, "vaults": {"<vault id>": "<slot id>"}}``: the key slot
+  that last opened each vault, tried first next time so planted slots cannot go first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vault.clientstate.jsonfile import Document, JsonFile
+from vault.errors import ConfigurationError, UsageError
+
+_FINGERPRINT_CHARS = frozenset("0123456789abcdef")
+_SLOT_ID_CHARS = frozenset("0123456789abcdef")
+MAX_SLOT_ID_CHARS = 64
+
+
+def is_fingerprint(value: str) -> bool:
+    """True for a full key fingerprint: 64 lowercase hex digits."""
+    return len(value) == 64 and set(value) <= _FINGERPRINT_CHARS
+
+
+def check_fingerprint(value: str) -> str:
+    """Return ``value`` if it is a full fingerprint, else ``UsageError``."""
+    if not is_fingerprint(value):
+        raise UsageError(
+            f"{value!r} is not a key fingerprint (64 lowercase hex digits, see `mlvault key list`)"
+        )
+    return value
+
+
+class CatalogPins:
+    """The catalog URL each vault id was first opened with on this client."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = JsonFile(
+            path, what="catalog pin file", empty=dict, validate=_validate_catalog_pins, indent=1
+        )
+
+    def pin(self, vault_id: str, catalog_url: str) -> None:
+        """Pin ``catalog_url`` for ``vault_id`` on first use; ``ConfigurationError`` on a different one."""
+        pinned = self.file.read().get(vault_id)
+        if pinned is None:
+            with self.file.update() as doc:
+                pinned = doc.setdefault(vault_id, catalog_url)
+        if pinned != catalog_url:
+            raise ConfigurationError(
+                f"the vault config now names catalog {catalog_url!r}, but this client pinned {pinned!r}; "
+                f"if the catalog really moved, pass --catalog or edit {self.file.path}"
+            )
+
+
+def _validate_catalog_pins(doc: Any, path: Path) -> Document:
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise ConfigurationError(f"the catalog pin file {path} is malformed; remove the file to re-pin")
+    return doc
+
+
+class TrustPins:
+    """Pinned trust-policy admin keys and the highest policy serial seen, per vault id."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = JsonFile(path, what="pin file", empty=_empty_vaults, validate=_validate_trust_pins)
+
+    @property
+    def path(self) -> Path:
+        """The pin file."""
+        return self.file.path
+
+    def admins(self, vault_id: str) -> tuple[str, ...]:
+        """Pinned admin fingerprints for ``vault_id`` (empty if none)."""
+        return tuple(self._entry(self.file.read(), vault_id)["admins"])
+
+    def policy_serial(self, vault_id: str) -> int:
+        """The highest trust-policy serial this client has accepted for ``vault_id`` (0 if none)."""
+        return int(self._entry(self.file.read(), vault_id)["policy_serial"])
+
+    def pin(self, vault_id: str, fingerprint: str, *, replace: bool = False) -> None:
+        """Pin an admin key for ``vault_id``; ``replace`` drops the keys pinned before."""
+        check_fingerprint(fingerprint)
+        with self.file.update() as doc:
+            entry = doc["vaults"].setdefault(vault_id, {})
+            admins = [] if replace else list(entry.get("admins", []))
+            if fingerprint not in admins:
+                admins.append(fingerprint)
+            entry["admins"] = admins
+
+    def record_serial(self, vault_id: str, serial: int) -> None:
+        """Remember that a policy with ``serial`` was accepted (never lowers the stored value)."""
+        with self.file.update() as doc:
+            entry = doc["vaults"].setdefault(vault_id, {})
+            entry["policy_serial"] = max(int(entry.get("policy_serial", 0)), serial)
+
+    def _entry(self, doc: Document, vault_id: str) -> dict[str, Any]:
+        entry = doc["vaults"].get(vault_id, {})
+        admins = entry.get("admins", []) if isinstance(entry, dict) else None
+        serial = entry.get("policy_serial", 0) if isinstance(entry, dict) else None
+        if (
+            not isinstance(admins, list)
+            or not all(isinstance(a, str) and is_fingerprint(a) for a in admins)
+            or not isinstance(serial, int)
+            or isinstance(serial, bool)
+        ):
+            raise ConfigurationError(f"the pin file {self.path} has a malformed entry for vault {vault_id}")
+        return {"admins": admins, "policy_serial": serial}
+
+
+def _empty_vaults() -> Document:
+    return {"format": 1, "vaults": {}}
+
+
+def _validate_trust_pins(doc: Any, path: Path) -> Document:
+    if not (isinstance(doc, dict) and doc.get("format") == 1 and isinstance(doc.get("vaults"), dict)):
+        raise ConfigurationError(f"the pin file {path} is not an mlvault pin file; fix or remove it")
+    return doc
+
+
+class SlotMemory:
+    """The key slot that last opened each vault on this client."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = JsonFile(path, what="key slot file", empty=_empty_vaults, validate=_validate_slots)
+
+    def last(self, vault_id: str) -> str | None:
+        """The remembered slot id for ``vault_id``, if any."""
+        slot = self.file.read()["vaults"].get(vault_id)
+        return slot if isinstance(slot, str) and _is_slot_id(slot) else None
+
+    def remember(self, vault_id: str, slot_id: str) -> None:
+        """Remember ``slot_id`` as the one that opened ``vault_id`` (a no-op when already so)."""
+        if not _is_slot_id(slot_id):
+            raise UsageError(f"invalid key slot id {slot_id!r}")
+        if self.last(vault_id) == slot_id:
+            return
+        with self.file.update() as doc:
+            doc["vaults"][vault_id] = slot_id
+
+
+def _is_slot_id(value: str) -> bool:
+    return 0 < len(value) <= MAX_SLOT_ID_CHARS and set(value) <= _SLOT_ID_CHARS
+
+
+def _validate_slots(doc: Any, path: Path) -> Document:
+    if not (
+        isinstance(doc, dict)
+        and doc.get("format") == 1
+        and isinstance(doc.get("vaults"), dict)
+        and all(isinstance(v, str) for v in doc["vaults"].values())
+    ):
+        raise ConfigurationError(f"the key slot file {path} is not an mlvault state file; fix or remove it")
+    return doc
