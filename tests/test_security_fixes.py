@@ -15,12 +15,13 @@ from typer.testing import CliRunner
 
 import vault
 from cli.main import app
+from vault.bootstrap import shareable_catalog_url
+from vault.clientstate import ClientState
 from vault.crypto.kdf import KdfParams
 from vault.crypto.keyring import Keyring
 from vault.errors import ConfigurationError, DecryptionError, HostileManifestError, IntegrityError
 from vault.formats import chunk as chunk_format
 from vault.formats import manifest as manifest_format
-from vault.service import shareable_catalog_url
 
 PASSPHRASE = "correct horse battery staple"  # the same as tests/conftest.py's
 CHEAP_KDF = KdfParams(time_cost=1, memory_kib=8, parallelism=1)
@@ -69,7 +70,7 @@ def test_a_slot_planted_as_a_symlink_to_dev_zero_is_skipped(local_vault: vault.V
     reopened = vault.open_vault(str(root), passphrase=PASSPHRASE)
     try:
         reopened.unlock()  # the real slot still opens; the planted one is not read
-        assert reopened._owner_key is not None
+        assert reopened.keys.unlocked
     finally:
         reopened.close()
 
@@ -103,25 +104,25 @@ def test_catalog_urls_lose_their_passwords_before_storage(url: str, expected: st
     assert "hunter2" not in shareable_catalog_url(url)
 
 
-def _init_with_catalog(tmp_path: Path, catalog: str, pins: Path) -> Path:
+def _init_with_catalog(tmp_path: Path, catalog: str, state: ClientState) -> Path:
     root = tmp_path / "v"
     vault.init_vault(
-        str(root), passphrase=PASSPHRASE, kdf=CHEAP_KDF, catalog_url=catalog, catalog_pins=pins
+        str(root), passphrase=PASSPHRASE, kdf=CHEAP_KDF, catalog_url=catalog, client_state=state
     ).close()
     return root
 
 
 def test_storage_cannot_redirect_a_client_to_another_catalog(tmp_path: Path) -> None:
-    pins = tmp_path / "pins.json"
-    root = _init_with_catalog(tmp_path, f"sqlite:///{tmp_path / 'team.sqlite'}", pins)
-    assert json.loads(pins.read_text())  # init pinned the catalog
+    state = ClientState(tmp_path / "client")
+    root = _init_with_catalog(tmp_path, f"sqlite:///{tmp_path / 'team.sqlite'}", state)
+    assert json.loads((state.root / "catalog-pins.json").read_text())  # init pinned the catalog
     config = json.loads((root / "config").read_text())
     config["catalog"] = f"sqlite:///{tmp_path / 'attacker.sqlite'}"
     os.chmod(root / "config", 0o644)
     (root / "config").unlink()
     (root / "config").write_text(json.dumps(config))
     with pytest.raises(ConfigurationError, match="pinned"):
-        vault.open_vault(str(root), passphrase=PASSPHRASE, catalog_pins=pins)
+        vault.open_vault(str(root), passphrase=PASSPHRASE, client_state=state)
     assert not (tmp_path / "attacker.sqlite").exists()
 
 
@@ -176,7 +177,7 @@ def test_a_trust_policy_copied_from_another_vault_is_refused(
 
 def test_final_rename_never_replaces_a_destination_that_appeared(tmp_path: Path) -> None:
     from vault.errors import DestinationExistsError
-    from vault.pull import rename_noreplace
+    from vault.repository.materialize import rename_noreplace
 
     src_dir, dst_dir = tmp_path / "staged", tmp_path / "dest"
     src_dir.mkdir()

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from vault.errors import MlvaultError
 
 if TYPE_CHECKING:
+    from vault.bootstrap import init_vault, open_vault
     from vault.crypto.kdf import KdfParams
-    from vault.service import Vault, init_vault, open_vault
+    from vault.service import Vault
     from vault.storage import StorageOptions
 
     init = init_vault
@@ -31,10 +32,10 @@ _LAZY = {
     "KdfParams": ("vault.crypto.kdf", "KdfParams"),
     "StorageOptions": ("vault.storage", "StorageOptions"),
     "Vault": ("vault.service", "Vault"),
-    "init": ("vault.service", "init_vault"),
-    "init_vault": ("vault.service", "init_vault"),
-    "open": ("vault.service", "open_vault"),
-    "open_vault": ("vault.service", "open_vault"),
+    "init": ("vault.bootstrap", "init_vault"),
+    "init_vault": ("vault.bootstrap", "init_vault"),
+    "open": ("vault.bootstrap", "open_vault"),
+    "open_vault": ("vault.bootstrap", "open_vault"),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
+from vault import layout
 from vault.crypto import aead
 from vault.crypto.kdf import SALT_SIZE, KdfParams, stretch
 from vault.crypto.keyring import Keyring, new_id
@@ -29,14 +30,9 @@ from vault.formats import keyring as keyring_format
 from vault.formats import keyslot
 from vault.storage import Backend
 
-OWNER_RING = "owner"
 MAX_SLOT_SIZE = 4096  # a slot is ~150 bytes; anything bigger was not written by us
 MAX_PASSPHRASE_SLOTS = 16
 PassphraseSource = Callable[[], bytes]
-
-
-def _slot_key(ring: str, slot_id: bytes) -> str:
-    return f"keys/{ring}/{slot_id.hex()}"
 
 
 def _readable_slots(backend: Backend, keys: list[str]) -> Iterator[keyslot.KeySlot]:
@@ -65,14 +61,14 @@ def add_passphrase_slot(
     blob = keyslot.encode(
         keyslot.KIND_PASSPHRASE, vault_id, b"\0" * 16, slot_id, kek, owner_key, kdf=kdf, salt=salt
     )
-    key = _slot_key(OWNER_RING, slot_id)
+    key = layout.slot_key(layout.OWNER_RING, slot_id)
     backend.put(key, blob)
     return key
 
 
 def open_owner(backend: Backend, vault_id: bytes, passphrase: bytes) -> bytes:
     """Try every passphrase slot; return the owner key or raise AuthenticationError."""
-    slots = sorted(backend.list(f"keys/{OWNER_RING}/"))
+    slots = sorted(backend.list(layout.slot_prefix(layout.OWNER_RING)))
     if not slots:
         raise NotFoundError("the vault has no passphrase key slot; it cannot be opened with a passphrase")
     tried = 0
@@ -101,14 +97,14 @@ def create_keyring(backend: Backend, vault_id: bytes, owner_key: bytes) -> tuple
     blob = keyslot.encode(
         keyslot.KIND_OWNER, vault_id, keyring.ring_id, slot_id, kek, keyring_format.encode(keyring)
     )
-    key = _slot_key(keyring.ring_id.hex(), slot_id)
+    key = layout.slot_key(keyring.ring_id.hex(), slot_id)
     backend.put(key, blob)
     return keyring, key
 
 
 def open_keyring(backend: Backend, vault_id: bytes, ring_id: bytes, owner_key: bytes) -> Keyring:
     """Open a keyring through its owner slot."""
-    for slot in _readable_slots(backend, sorted(backend.list(f"keys/{ring_id.hex()}/"))):
+    for slot in _readable_slots(backend, sorted(backend.list(layout.slot_prefix(ring_id.hex())))):
         if slot.kind != keyslot.KIND_OWNER or slot.vault_id != vault_id or slot.ring_id != ring_id:
             continue
         kek = aead.derive_key(owner_key, slot.slot_id, keyslot.OWNER_INFO)

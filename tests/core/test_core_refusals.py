@@ -26,8 +26,9 @@ from vault.errors import (
 from vault.formats import manifest as manifest_format
 from vault.formats import sealed
 from vault.formats.manifest import DirEntry, FileEntry, Manifest
-from vault.pull import ChunkFetcher, materialize
-from vault.service import manifest_key
+from vault.repository.fetch import ChunkFetcher
+from vault.repository.materialize import materialize
+from vault.layout import manifest_key
 
 
 @pytest.fixture
@@ -210,7 +211,7 @@ def _reseal(v: vault.Vault, ref: str, rewrite: dict[str, object]) -> None:
     }
     doc.update(rewrite)
     crafted = manifest_format.encode(Manifest(**doc))  # type: ignore[arg-type]
-    keyring = v._keyring(version.ring_id)
+    keyring = v.keys.keyring(version.ring_id)
     blob = sealed.seal(
         sealed.MANIFEST,
         keyring.dek(keyring.epoch),
@@ -276,7 +277,7 @@ def test_sealed_manifest_with_file_below_file_or_symlink_entry_is_refused(
     plaintext = manifest_format.encode(manifest).replace(b'"type":"dir"', b'"type":"symlink","target":"/"', 1)
     assert b"symlink" in plaintext
     version = pushed.resolve("team/model")
-    keyring = pushed._keyring(version.ring_id)
+    keyring = pushed.keys.keyring(version.ring_id)
     blob = sealed.seal(
         sealed.MANIFEST, keyring.dek(0), keyring.ring_id, 0, bytes.fromhex(version.id), plaintext
     )
@@ -289,7 +290,7 @@ def test_sealed_manifest_with_file_below_file_or_symlink_entry_is_refused(
 def _materialize(v: vault.Vault, manifest: Manifest, dest: Path) -> None:
     ring = v.resolve(f"{manifest.artifact}@v1").ring_id
     with ThreadPoolExecutor(2) as pool:
-        fetcher = ChunkFetcher(v.backend, v._keyring(ring), pool)
+        fetcher = ChunkFetcher(v.backend, v.keys.keyring(ring), pool)
         materialize(manifest, dest, fetcher, lambda ids: v.catalog.lookup_chunks(ring, ids))
 
 
@@ -331,7 +332,7 @@ def test_materialize_single_file_name_is_checked_before_use(
     before = snapshot(tmp_path)
     ring = pushed.resolve("team/file@v1").ring_id
     with ThreadPoolExecutor(2) as pool, pytest.raises(HostileManifestError):
-        fetcher = ChunkFetcher(pushed.backend, pushed._keyring(ring), pool)
+        fetcher = ChunkFetcher(pushed.backend, pushed.keys.keyring(ring), pool)
         materialize(crafted, into, fetcher, lambda ids: pushed.catalog.lookup_chunks(ring, ids))
     assert snapshot(tmp_path) == before
 

@@ -26,7 +26,7 @@ from vault.formats import chunk as chunk_format
 from vault.formats import pack as pack_format
 from vault.formats import sealed
 from vault.formats.config import ChunkerParams
-from vault.packs import pack_key
+from vault.layout import pack_key
 
 SMALL_CHUNKS = ChunkerParams(min_size=16 * 1024, avg_size=64 * 1024, max_size=256 * 1024)
 ARTIFACT = "team/model"

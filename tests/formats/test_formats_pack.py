@@ -1,6 +1,6 @@
 """Tamper tests for packs: header, footer, trailer entries, and whole packs read back.
 
-Whole-pack tests go through :func:`vault.packs.read_trailer` on the in-memory backend and then
+Whole-pack tests go through :func:`vault.repository.packs.read_trailer` on the in-memory backend and then
 decode every chunk record at the offset its trailer entry gives, which is what ``check
 --read-data`` and a catalog rebuild do. The golden pack (496 bytes) is: header 0-23, chunk
 record 24-191, zstd chunk record 192-319, sealed trailer 320-487, footer 488-495.
@@ -19,7 +19,8 @@ from format_tampering import flip, put, put_u32, refused, single_bit_flips
 from vault.crypto.keyring import Keyring
 from vault.errors import ConfigurationError, DecryptionError, IntegrityError
 from vault.formats import chunk, pack, sealed
-from vault.packs import pack_key, read_trailer
+from vault.layout import pack_key
+from vault.repository.packs import read_trailer
 from vault.storage.memory import MemoryBackend
 
 SECOND, TRAILER_AT, FOOTER_AT, SIZE = 192, 320, 488, 496

@@ -28,7 +28,8 @@ from vault.crypto.keyring import Keyring
 from vault.formats import chunk, keyslot, manifest, pack, sealed
 from vault.formats import config as config_format
 from vault.formats import keyring as keyring_format
-from vault.packs import pack_key, read_trailer
+from vault.layout import pack_key
+from vault.repository.packs import read_trailer
 from vault.storage.memory import MemoryBackend
 
 SECTIONS = ["chunk", "chunk_zstd", "pack", "manifest", "keyring", "owner_slot", "passphrase_slot", "config"]

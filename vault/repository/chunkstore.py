@@ -1,4 +1,4 @@
-"""Turning a file or directory into chunk records in packs, with bounded memory.
+"""Turning the files of a push into chunk records in packs, with bounded memory.
 
 The main thread cuts chunks (FastCDC) and feeds them into a small window. For each chunk
 a worker computes the keyed BLAKE3 id while a single ordered thread folds it into the
@@ -15,13 +15,9 @@ blake3, zstd and AES-GCM all release the GIL, so both cores work.
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import zstandard
 
@@ -30,83 +26,11 @@ from vault.chunking import Chunker
 from vault.crypto.keyring import Keyring
 from vault.errors import UsageError
 from vault.formats import chunk as chunk_format
-from vault.formats.manifest import DirEntry, FileEntry
-from vault.packs import PackWriter
+from vault.formats.manifest import FileEntry
+from vault.repository.packs import PackWriter
+from vault.repository.source import SourceFile
 
 Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """A regular file to push: where it is and what it will be called."""
-
-    path: Path
-    name: str
-    size: int
-    mode: int
-
-
-@dataclass(frozen=True)
-class Source:
-    """What a push reads: one file, or a directory tree."""
-
-    root: str  # "file" or "dir"
-    files: tuple[SourceFile, ...]
-    dirs: tuple[DirEntry, ...]
-
-    @property
-    def size(self) -> int:
-        """Total bytes to read."""
-        return sum(f.size for f in self.files)
-
-
-def _name(entry: str, full: Path) -> str:
-    try:
-        entry.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError(f"{full!s} has a name that is not valid UTF-8; rename it before pushing") from None
-    return entry
-
-
-def scan_source(path: Path) -> Source:
-    """Walk ``path``. Symlinks to files are followed; symlinked directories are refused."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise UsageError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
-    if stat.S_ISREG(st.st_mode):
-        name = _name(path.name, path)
-        return Source("file", (SourceFile(path, name, st.st_size, stat.S_IMODE(st.st_mode)),), ())
-    if not stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path} is neither a regular file nor a directory")
-    files: list[SourceFile] = []
-    dirs: list[DirEntry] = []
-    for dirpath, dirnames, filenames in os.walk(path):
-        here = Path(dirpath)
-        rel = here.relative_to(path).as_posix()
-        for name in sorted(dirnames):
-            full = here / name
-            if full.is_symlink():
-                raise UsageError(f"{full} is a symbolic link to a directory; mlvault does not follow those")
-            entry = _name(name if rel == "." else f"{rel}/{name}", full)
-            dirs.append(DirEntry(entry, stat.S_IMODE(full.stat().st_mode)))
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = here / name
-            try:
-                fst = full.stat()
-            except OSError as exc:
-                raise UsageError(f"cannot read {full}: {exc.strerror}") from exc
-            if not stat.S_ISREG(fst.st_mode):
-                raise UsageError(
-                    f"{full} is not a regular file (sockets, devices and fifos cannot be pushed)"
-                )
-            entry = _name(name if rel == "." else f"{rel}/{name}", full)
-            files.append(SourceFile(full, entry, fst.st_size, stat.S_IMODE(fst.st_mode)))
-    files.sort(key=lambda f: f.name)
-    return Source("dir", tuple(files), tuple(dirs))
 
 
 class ChunkStore:

@@ -17,17 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from vault import layout
 from vault.catalog import Catalog, PackRow
 from vault.crypto.keyring import Keyring, new_id
 from vault.errors import IntegrityError
 from vault.formats import pack as pack_format
 from vault.formats import sealed
 from vault.storage import Backend
-
-
-def pack_key(pack_id: str) -> str:
-    """Storage key of a pack."""
-    return f"packs/{pack_id[:2]}/{pack_id}"
 
 
 class PackWriter:
@@ -102,7 +98,7 @@ class PackWriter:
 
     def _store(self, row: PackRow, entries: list[tuple[bytes, int, int]], path: Path) -> None:
         try:
-            self._backend.put_file(pack_key(row.id), path)
+            self._backend.put_file(layout.pack_key(row.id), path)
             self._catalog.add_pack(row, entries)
         finally:
             self._slots.release()
@@ -139,7 +135,7 @@ class PackWriter:
 
 def read_trailer(backend: Backend, pack_id: str, keyring: Keyring) -> list[pack_format.TrailerEntry]:
     """Authenticate and parse a stored pack's trailer."""
-    key = pack_key(pack_id)
+    key = layout.pack_key(pack_id)
     size = backend.size(key)
     if size < pack_format.HEADER_SIZE + pack_format.FOOTER_SIZE + sealed.HEADER_SIZE:
         raise IntegrityError(f"pack {pack_id} is truncated")

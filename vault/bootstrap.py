@@ -1,0 +1,140 @@
+"""Creating and opening a vault: from a URL to a backend, a config, a catalog and keys.
+
+:func:`init_vault` writes the first key slot and the config; :func:`open_vault` reads the
+config and finds the catalog. Storage is not trusted to choose where metadata goes: the
+stored config may name a team catalog, but the client pins the first catalog URL it sees
+for a vault id (in its :class:`vault.clientstate.ClientState`) and refuses a different one
+later, and an empty catalog is never adopted for a vault whose storage already holds
+versions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+import platformdirs
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from vault import keystore, layout
+from vault.catalog import open_catalog
+from vault.crypto.kdf import RFC9106_LOW_MEMORY, KdfParams
+from vault.crypto.keyring import new_id
+from vault.errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError, UsageError
+from vault.formats import config as config_format
+from vault.formats.config import ChunkerParams, VaultConfig
+from vault.keycache import KeyCache, Passphrase, passphrase_bytes
+from vault.service import Vault
+from vault.storage import StorageOptions, open_backend
+from vault.storage.base import ObjectExistsError
+
+if TYPE_CHECKING:
+    from vault.clientstate import ClientState
+
+
+def shareable_catalog_url(url: str) -> str:
+    """``url`` without any password (in the authority or as a query parameter)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UsageError(f"invalid catalog URL {url!r}") from exc
+    query = {k: v for k, v in parsed.query.items() if k not in ("password", "passfile", "sslpassword")}
+    return parsed.set(query=query)._replace(password=None).render_as_string(hide_password=False)
+
+
+def _resolve_catalog_url(url: str, config: VaultConfig, override: str | None) -> str:
+    if override:
+        return override
+    if config.catalog:
+        return config.catalog
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):  # an embedded catalog lives inside the vault directory
+        local = Path(parsed.path if parsed.scheme == "file" else url).expanduser().resolve()
+        return f"sqlite:///{local / layout.CATALOG_FILE}"
+    path = Path(platformdirs.user_data_dir("mlvault")) / "catalogs" / f"{config.vault_id}.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def init_vault(
+    url: str,
+    *,
+    passphrase: Passphrase,
+    kdf: KdfParams = RFC9106_LOW_MEMORY,
+    catalog_url: str | None = None,
+    storage_options: StorageOptions | None = None,
+    chunker: ChunkerParams | None = None,
+    pack_size: int = 16 * 1024 * 1024,
+    principal: str | None = None,
+    client_state: ClientState | None = None,
+) -> Vault:
+    """Create a new vault at ``url`` and return it open.
+
+    With ``client_state``, a team catalog URL is pinned for the new vault (see open_vault).
+    """
+    kdf.check()
+    secret = passphrase_bytes(passphrase)
+    if not secret:
+        raise UsageError("the passphrase must not be empty")
+    backend = open_backend(url, storage_options, create=True)
+    if backend.exists(layout.CONFIG):
+        raise ConflictError(f"a vault already exists at {url}")
+    vault_id = new_id()
+    # Never write a password into storage; libpq reads PGPASSWORD / ~/.pgpass.
+    stored_catalog = shareable_catalog_url(catalog_url) if catalog_url else None
+    config = VaultConfig(
+        vault_id.hex(), (chunker or ChunkerParams()).check(), pack_size, "zstd", stored_catalog
+    )
+    config_format.decode(config_format.encode(config))  # refuse what we could not read back
+    catalog = open_catalog(_resolve_catalog_url(url, config, catalog_url))
+    catalog.set_info("vault_id", config.vault_id)
+    owner_key = keystore.create_owner(backend, vault_id, secret, kdf)
+    try:
+        backend.put(layout.CONFIG, config_format.encode(config))
+    except ObjectExistsError:
+        raise ConflictError(f"a vault already exists at {url}") from None
+    if client_state is not None and stored_catalog:
+        client_state.pin_catalog(config.vault_id, stored_catalog)
+    keys = KeyCache(backend, vault_id, passphrase, owner_key=owner_key)
+    return Vault(backend, catalog, config, keys, principal=principal)
+
+
+def open_vault(
+    url: str,
+    *,
+    passphrase: Passphrase = None,
+    catalog_url: str | None = None,
+    storage_options: StorageOptions | None = None,
+    principal: str | None = None,
+    workers: int | None = None,
+    client_state: ClientState | None = None,
+) -> Vault:
+    """Open the existing vault at ``url``. The passphrase is asked for only when needed."""
+    backend = open_backend(url, storage_options)
+    try:
+        raw = backend.get(layout.CONFIG, max_size=config_format.MAX_SIZE)
+    except IntegrityError:
+        raise ConfigurationError(f"the object at {url}/config is not an mlvault config (too large)") from None
+    except NotFoundError:
+        raise NotFoundError(f"no vault at {url} (run `mlvault init {url}` to create one)") from None
+    config = config_format.decode(raw)
+    if catalog_url is None and config.catalog and client_state is not None:
+        client_state.pin_catalog(config.vault_id, config.catalog)
+    resolved = _resolve_catalog_url(url, config, catalog_url)
+    catalog = open_catalog(resolved)
+    stored = catalog.get_info("vault_id")
+    if stored is None:
+        if next(iter(backend.list(layout.MANIFESTS_PREFIX)), None) is not None:
+            catalog.close()
+            raise ConfigurationError(
+                f"the catalog {shareable_catalog_url(resolved)} is empty but the vault at {url} already "
+                "holds versions; pass the vault's own catalog with --catalog"
+            )
+        catalog.set_info("vault_id", config.vault_id)
+    elif stored != config.vault_id:
+        catalog.close()
+        raise ConfigurationError(f"the catalog belongs to vault {stored}, not to {config.vault_id} at {url}")
+    keys = KeyCache(backend, bytes.fromhex(config.vault_id), passphrase)
+    return Vault(backend, catalog, config, keys, principal=principal, workers=workers)
