@@ -140,3 +140,9 @@ def test_get_refuses_an_object_over_max_size_before_reading_it(backend: Backend)
     assert backend.get("manifests/big", max_size=1000) == b"x" * 1000
     with pytest.raises(IntegrityError, match="1000 bytes"):
         backend.get("manifests/big", max_size=999)
+
+
+def test_upload_concurrency_is_a_property_of_the_backend(backend: Backend) -> None:
+    # Callers size their upload pools from this, never from the URL scheme.
+    expected = {"S3Backend": 4, "LocalBackend": 2, "MemoryBackend": 2}
+    assert backend.upload_concurrency == expected[type(backend).__name__]

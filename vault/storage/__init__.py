@@ -15,7 +15,7 @@ from vault.errors import UsageError
 from vault.storage.base import Backend, ObjectExistsError, validate_key
 
 if TYPE_CHECKING:
-    from vault.storage.s3 import S3Tuning
+    from vault.storage.s3_options import S3Tuning
 
 __all__ = ["Backend", "ObjectExistsError", "StorageOptions", "open_backend", "validate_key"]
 
@@ -32,7 +32,10 @@ class StorageOptions:
 
 
 def is_remote(url: str) -> bool:
-    """True for URLs whose storage is not a local directory."""
+    """True for URLs whose storage is not a local directory.
+
+    Deprecated for capabilities: ask the backend (``Backend.upload_concurrency``) instead.
+    """
     return urlparse(url).scheme in {"s3", "memory"}
 
 

@@ -16,10 +16,9 @@ reach the filesystem or a URL path.
 
 from __future__ import annotations
 
-import builtins
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 from vault.errors import ConflictError, IntegrityError, UsageError
@@ -54,8 +53,8 @@ class Backend(ABC):
     """A write-once object store. Implementations: memory, local directory, S3."""
 
     url: str
-    # A one-line caution for the user (e.g. plain HTTP allowed to a remote host), or None.
-    warning: str | None = None
+    # Capabilities: what callers may ask of this backend, instead of guessing from the URL.
+    upload_concurrency: int = 2  # put_file calls worth running at once (S3 raises it)
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
@@ -80,10 +79,6 @@ class Backend(ABC):
     @abstractmethod
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         """Return ``length`` bytes from ``offset``; fewer only if the object is shorter."""
-
-    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> builtins.list[bytes]:
-        """Bytes of each (offset, length) range, in request order (backends may coalesce)."""
-        return [self.get_range(key, offset, length) for offset, length in ranges]
 
     @abstractmethod
     def size(self, key: str) -> int:

@@ -62,9 +62,3 @@ class MemoryBackend(Backend):
         with self._lock:
             keys = [k for k in self._objects if k.startswith(prefix)]
         yield from keys
-
-    # Test hooks: tamper with stored bytes the way an attacker with bucket access would.
-    def replace_raw(self, key: str, data: bytes) -> None:
-        """Overwrite an object's bytes (for tamper tests only)."""
-        with self._lock:
-            self._objects[validate_key(key)] = bytes(data)

@@ -5,15 +5,13 @@ Design:
 - **One client, many threads.** A single botocore client (thread-safe) is built at
   construction from a ``boto3.session.Session(profile_name=..., region_name=...)``, so
   credentials and region come from the standard AWS chain. Its connection pool and the
-  backend's small worker pool (multipart parts, coalesced range reads) are sized by
+  backend's small worker pool (multipart parts) are sized by
   :attr:`S3Tuning.max_concurrency`, because the vault core calls ``get_range`` and
   ``put_file`` from several threads at once.
 - **Secure transport.** HTTPS with certificate verification (never disabled; a private CA
   goes through ``AWS_CA_BUNDLE``). A plain ``http://`` endpoint is refused unless its host
-  is loopback or the caller passes ``allow_insecure_http``; in the latter case, for a
-  non-loopback host, the backend sets :attr:`S3Backend.warning` to a one-line text that
-  the CLI prints. The library never calls ``warnings.warn`` (tests run with warnings as
-  errors, and the CLI owns user-facing output).
+  is loopback or the caller passes ``allow_insecure_http`` (:mod:`vault.storage.s3_options`);
+  the CLI, which owns user-facing output, prints the caution for that flag.
 - **The bucket must exist.** Construction does a HeadBucket: 404 is
   :class:`NotFoundError`, 403 is :class:`StorageUnavailableError`, both naming the bucket.
   mlvault never creates buckets.
@@ -30,11 +28,10 @@ Design:
   backoff and jitter (``standard`` or ``adaptive`` mode, :class:`S3Tuning`). A response
   body cut off mid-stream is outside botocore's retry loop, so reads retry that here.
   When retries are exhausted the error is :class:`StorageUnavailableError` saying how
-  often it was retried. No botocore type or exception leaves this module.
-- **Range reads.** ``get_range`` is one ranged GET; ``get_ranges`` groups neighbouring
-  ranges with :func:`coalesce_ranges` so that reading many chunks of one pack costs few
-  requests. ``list`` pages through ListObjectsV2 and is for maintenance (gc, backup),
-  never for push/pull.
+  often it was retried. Errors are mapped by :func:`vault.aws.translate` (this module
+  only names the bucket or object first); no botocore type or exception leaves it.
+- **Reads.** ``get_range`` is one ranged GET. ``list`` pages through ListObjectsV2 and
+  is for maintenance (gc, backup), never for push/pull.
 
 Note for operators: without ``s3:ListBucket`` permission, S3 answers 403 instead of 404
 for a missing object, which surfaces here as "access denied".
@@ -44,33 +41,21 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import ipaddress
-import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    SSLError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
+from vault import aws
 from vault.errors import MlvaultError, NotFoundError, StorageUnavailableError, UsageError
 from vault.storage.base import Backend, ObjectExistsError, check_size, validate_key
+from vault.storage.s3_options import MiB, S3Tuning, check_endpoint, parse_s3_url
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -78,121 +63,11 @@ if TYPE_CHECKING:
 
     from vault.storage import StorageOptions
 
-MiB = 1 << 20
+__all__ = ["MiB", "S3Backend", "S3Tuning", "check_endpoint", "parse_s3_url"]
+
 _PUT_ID = "mlvault-put-id"
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_PREFIX_SEGMENT_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-_THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 _MAX_PARTS = 10_000
 _CONFLICT_ATTEMPTS = 3  # S3 answers 409 ConditionalRequestConflict to racing conditional writes
-
-
-@dataclass(frozen=True)
-class S3Tuning:
-    """Retry, timeout and concurrency knobs; the defaults suit AWS, tests shrink them."""
-
-    max_attempts: int = 6  # per request, the first one included
-    retry_mode: Literal["standard", "adaptive"] = "standard"
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    max_concurrency: int = 16  # connection pool size and worker threads
-    multipart_threshold: int = 64 * MiB  # put_file above this size uses multipart
-    part_size: int = 16 * MiB  # at least 5 MiB (S3 minimum for all but the last part)
-    parts_in_flight: int = 4  # per put_file call; bounds its memory to parts_in_flight * part_size
-    coalesce_gap: int = 1 * MiB  # get_ranges: read through gaps up to this size
-    coalesce_max: int = 32 * MiB  # get_ranges: never merge into a GET longer than this
-
-
-@dataclass(frozen=True)
-class RangeGroup:
-    """One GET covering several requested ranges; ``members`` index the request list."""
-
-    offset: int
-    length: int
-    members: tuple[int, ...]
-
-
-def coalesce_ranges(
-    ranges: Sequence[tuple[int, int]], *, max_gap: int = 1 * MiB, max_length: int = 32 * MiB
-) -> builtins.list[RangeGroup]:
-    """Group ``(offset, length)`` ranges that overlap or are at most ``max_gap`` apart.
-
-    Groups are sorted by offset and never longer than ``max_length`` unless a single
-    requested range is (so two groups overlap only where that cap split them). Every
-    input index appears in exactly one group.
-    """
-    groups: builtins.list[RangeGroup] = []
-    start = end = 0
-    members: builtins.list[int] = []
-    for index in sorted(range(len(ranges)), key=lambda i: ranges[i][0]):
-        offset, length = ranges[index]
-        if offset < 0 or length < 0:
-            raise UsageError(f"invalid byte range (offset {offset}, length {length})")
-        if members and offset <= end + max_gap and max(end, offset + length) - start <= max_length:
-            end = max(end, offset + length)
-            members.append(index)
-            continue
-        if members:
-            groups.append(RangeGroup(start, end - start, tuple(members)))
-        start, end, members = offset, offset + length, [index]
-    if members:
-        groups.append(RangeGroup(start, end - start, tuple(members)))
-    return groups
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """Split ``s3://bucket/prefix`` into a validated bucket name and prefix (no slashes at the ends)."""
-    parsed = urlparse(url)
-    if parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment:
-        raise UsageError(f"invalid S3 URL {url!r}: expected s3://bucket/prefix")
-    bucket, prefix = parsed.netloc, parsed.path.strip("/")
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
-        raise UsageError(f"invalid S3 bucket name {bucket!r} in {url!r}")
-    if prefix and not all(
-        _PREFIX_SEGMENT_RE.match(part) and part not in {".", ".."} for part in prefix.split("/")
-    ):
-        raise UsageError(
-            f"invalid S3 prefix {prefix!r} in {url!r}: use letters, digits, '.', '_', '-' and '/'"
-        )
-    return bucket, prefix
-
-
-def check_endpoint(endpoint_url: str | None, *, allow_insecure_http: bool) -> str | None:
-    """Refuse plain HTTP to a non-loopback host unless allowed; return a warning text if allowed."""
-    if endpoint_url is None:
-        return None
-    parsed = urlparse(endpoint_url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise UsageError(f"invalid S3 endpoint {endpoint_url!r}: expected https://host[:port]")
-    if parsed.scheme == "https" or _is_loopback(parsed.hostname):
-        return None
-    if not allow_insecure_http:
-        raise UsageError(
-            f"refusing plain-HTTP S3 endpoint {endpoint_url}: use https://, "
-            "or pass --allow-insecure-http if this network is trusted"
-        )
-    return f"S3 endpoint {endpoint_url} uses plain HTTP: request metadata is visible on the network"
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _retries(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
 
 
 def _is_key(key: str) -> bool:
@@ -205,6 +80,8 @@ def _is_key(key: str) -> bool:
 
 class S3Backend(Backend):
     """Objects under ``prefix/`` in one S3 bucket; see the module docstring."""
+
+    upload_concurrency = 4  # uploads are latency-bound: more in flight keeps the link busy
 
     def __init__(
         self,
@@ -220,7 +97,7 @@ class S3Backend(Backend):
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         parse_s3_url(self.url)
-        self.warning: str | None = check_endpoint(endpoint_url, allow_insecure_http=allow_insecure_http)
+        check_endpoint(endpoint_url, allow_insecure_http=allow_insecure_http)
         self.tuning = tuning or S3Tuning()
         if self.tuning.part_size < 5 * MiB:
             raise UsageError("S3 part size must be at least 5 MiB")
@@ -241,7 +118,7 @@ class S3Backend(Backend):
             # the transport rules apply to the endpoint it will actually use.
             effective = self._client.meta.endpoint_url
             if effective != endpoint_url:
-                self.warning = check_endpoint(effective, allow_insecure_http=allow_insecure_http)
+                check_endpoint(effective, allow_insecure_http=allow_insecure_http)
                 self._endpoint = effective
             self._check_bucket()
         except BaseException:
@@ -276,12 +153,12 @@ class S3Backend(Backend):
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if _status(exc) == 404:
+            if aws.http_status(exc) == 404:
                 raise NotFoundError(
                     f"bucket {self.bucket} does not exist at {self._endpoint}: "
                     "create it first (mlvault never creates buckets) or fix the URL"
                 ) from None
-            if _status(exc) == 403:
+            if aws.http_status(exc) == 403:
                 raise StorageUnavailableError(
                     f"access denied to bucket {self.bucket}: check credentials "
                     "(profile, AWS_* environment, instance role) and the bucket policy"
@@ -290,42 +167,26 @@ class S3Backend(Backend):
         except BotoCoreError as exc:
             raise self._error(exc, "HeadBucket", None) from exc
 
-    def _error(self, exc: Exception, operation: str, key: str | None) -> MlvaultError:
-        """Map a botocore failure onto the mlvault exception tree."""
+    def _error(self, exc: ClientError | BotoCoreError, operation: str, key: str | None) -> MlvaultError:
+        """Map a botocore failure onto the mlvault exception tree, naming the bucket or object."""
         target = f"{self.url}/{key}" if key else self.url
-        if isinstance(exc, ClientError):
-            status, code = _status(exc), _code(exc)
-            if code == "NoSuchBucket":
-                return NotFoundError(f"bucket {self.bucket} does not exist at {self._endpoint}")
-            if status == 404 or code in {"NoSuchKey", "NotFound"}:
-                return NotFoundError(f"object {key} not found in {self.url}")
-            if status == 403:
-                return StorageUnavailableError(
-                    f"access denied to bucket {self.bucket} ({operation} {target}): "
-                    "check credentials and the bucket policy"
-                )
-            if status >= 500 or status == 429 or code in _THROTTLE_CODES:
-                return StorageUnavailableError(
-                    f"storage unavailable: {operation} {target} failed with {status} {code} "
-                    f"(retried {_retries(exc)} times)"
-                )
-            message = exc.response.get("Error", {}).get("Message", "")
-            return StorageUnavailableError(f"storage refused {operation} {target}: {status} {code} {message}")
-        if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+        status, code = aws.http_status(exc), aws.error_code(exc)
+        if code == "NoSuchBucket":
+            return NotFoundError(f"bucket {self.bucket} does not exist at {self._endpoint}")
+        if status == 404 or code in {"NoSuchKey", "NotFound"}:
+            return NotFoundError(f"object {key} not found in {self.url}")
+        if status == 403:
             return StorageUnavailableError(
-                f"no usable AWS credentials for {self.url}: configure a profile, AWS_* environment "
-                f"variables or an instance role ({exc})"
+                f"access denied to bucket {self.bucket} ({operation} {target}): "
+                "check credentials and the bucket policy"
             )
-        if isinstance(exc, SSLError):
-            return StorageUnavailableError(
-                f"TLS verification failed for {self._endpoint}: {exc} (set AWS_CA_BUNDLE for a private CA)"
-            )
-        if isinstance(exc, ConnectionError | HTTPClientError):
-            return StorageUnavailableError(
-                f"storage unavailable: {operation} {target}: cannot reach {self._endpoint}: {exc} "
-                f"(retried {self.tuning.max_attempts - 1} times)"
-            )
-        return StorageUnavailableError(f"storage error: {operation} {target}: {exc}")
+        return aws.translate(
+            exc,
+            f"{operation} {target}",
+            service="storage",
+            endpoint=self._endpoint,
+            attempts=self.tuning.max_attempts,
+        )
 
     def _written_by(self, name: str, token: str) -> bool:
         """Whether the object ``name`` was written by the put carrying ``token``."""
@@ -344,11 +205,11 @@ class S3Backend(Backend):
                 call()
                 return
             except ClientError as exc:
-                if _status(exc) == 412:
-                    if _retries(exc) and self._written_by(name, token):
+                if aws.http_status(exc) == 412:
+                    if aws.retry_count(exc) and self._written_by(name, token):
                         return
                     raise ObjectExistsError(f"object {key} already exists") from None
-                if _code(exc) == "ConditionalRequestConflict" and attempt < _CONFLICT_ATTEMPTS:
+                if aws.error_code(exc) == "ConditionalRequestConflict" and attempt < _CONFLICT_ATTEMPTS:
                     continue
                 raise self._error(exc, operation, key) from exc
             except BotoCoreError as exc:
@@ -368,7 +229,7 @@ class S3Backend(Backend):
             try:
                 response = self._client.get_object(**args)
             except ClientError as exc:
-                if _status(exc) == 416:  # the range starts at or past the end of the object
+                if aws.http_status(exc) == 416:  # the range starts at or past the end of the object
                     return b""
                 raise self._error(exc, operation, key) from exc
             except BotoCoreError as exc:
@@ -509,33 +370,6 @@ class S3Backend(Backend):
             self.size(key)
             return b""
         return self._read(key, name, offset, length)
-
-    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> builtins.list[bytes]:
-        """Return the bytes of each ``(offset, length)`` range, merging neighbours into few GETs."""
-        name = self._name(key)
-        groups = [
-            group
-            for group in coalesce_ranges(
-                ranges, max_gap=self.tuning.coalesce_gap, max_length=self.tuning.coalesce_max
-            )
-            if group.length
-        ]
-        if not groups:
-            self.size(key)
-            return [b""] * len(ranges)
-
-        def fetch(group: RangeGroup) -> bytes:
-            return self._read(key, name, group.offset, group.length)
-
-        blobs = builtins.list(self._pool.map(fetch, groups)) if len(groups) > 1 else [fetch(groups[0])]
-        out = [b""] * len(ranges)
-        for group, blob in zip(groups, blobs, strict=True):
-            view = memoryview(blob)
-            for index in group.members:
-                offset, length = ranges[index]
-                start = offset - group.offset
-                out[index] = bytes(view[start : start + length])
-        return out
 
     def size(self, key: str) -> int:
         """Return the object's size from a HEAD."""
