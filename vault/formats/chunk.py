@@ -23,7 +23,8 @@ import zstandard
 
 from vault.crypto import aead
 from vault.crypto.keyring import Keyring
-from vault.errors import ConfigurationError, DecryptionError, IntegrityError
+from vault.errors import DecryptionError, IntegrityError
+from vault.formats import ALTERED
 
 MAGIC = b"MLVC"
 VERSION = 1
@@ -102,9 +103,9 @@ def parse_header(data: bytes) -> ChunkHeader:
     if magic != MAGIC:
         raise IntegrityError("not a chunk record (bad magic)")
     if version != VERSION:
-        raise ConfigurationError(f"chunk format version {version} is not supported by this mlvault")
+        raise IntegrityError(f"chunk format version {version} is not one this vault's format writes{ALTERED}")
     if suite != SUITE_AES256GCM_HKDF:
-        raise ConfigurationError(f"chunk cipher suite {suite} is not supported by this mlvault")
+        raise IntegrityError(f"chunk cipher suite {suite} is not one this vault's format writes{ALTERED}")
     if flags & ~FLAG_ZSTD:
         raise IntegrityError("chunk record has unknown flags")
     if not aead.TAG_SIZE <= ct_len <= MAX_CIPHERTEXT:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import struct
 
 from vault.crypto.keyring import Keyring
-from vault.errors import ConfigurationError, IntegrityError
+from vault.errors import IntegrityError
+from vault.formats import ALTERED
 
 MAGIC = b"MLVR"
 VERSION = 1
@@ -30,7 +31,9 @@ def decode(data: bytes, ring_id: bytes) -> Keyring:
     if magic != MAGIC:
         raise IntegrityError("not a keyring secret (bad magic)")
     if version != VERSION:
-        raise ConfigurationError(f"keyring format version {version} is not supported by this mlvault")
+        raise IntegrityError(
+            f"keyring format version {version} is not one this vault's format writes{ALTERED}"
+        )
     if not 1 <= count <= MAX_EPOCHS or len(data) != _HEAD.size + 32 * count:
         raise IntegrityError("keyring secret length does not match its epoch count")
     deks = tuple(data[_HEAD.size + 32 * i : _HEAD.size + 32 * (i + 1)] for i in range(count))

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from vault.crypto import aead
 from vault.crypto.kdf import SALT_SIZE, KdfParams
-from vault.errors import ConfigurationError, IntegrityError
+from vault.errors import IntegrityError
+from vault.formats import ALTERED
 
 MAGIC = b"MLVS"
 VERSION = 1
@@ -89,7 +90,9 @@ def decode(data: bytes) -> KeySlot:
     if magic != MAGIC:
         raise IntegrityError("not a key slot (bad magic)")
     if version != VERSION:
-        raise ConfigurationError(f"key slot format version {version} is not supported by this mlvault")
+        raise IntegrityError(
+            f"key slot format version {version} is not one this vault's format writes{ALTERED}"
+        )
     if params_len > MAX_PARAMS:
         raise IntegrityError("key slot parameters too long")
     pos = PREFIX.size
@@ -106,7 +109,7 @@ def decode(data: bytes) -> KeySlot:
         if params_len != 0:
             raise IntegrityError("owner key slot parameters malformed")
     else:
-        raise ConfigurationError(f"key slot kind {kind} is not supported by this mlvault")
+        raise IntegrityError(f"key slot kind {kind} is not one this vault's format writes{ALTERED}")
     pos += params_len
     if len(data) < pos + TAIL.size:
         raise IntegrityError("key slot truncated")

@@ -24,7 +24,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from vault.errors import ConfigurationError, HostileManifestError, IntegrityError
+from vault.errors import HostileManifestError, IntegrityError
+from vault.formats import ALTERED
 
 FORMAT = 1
 MAX_ENTRIES = 1_000_000
@@ -171,7 +172,9 @@ def decode(plaintext: bytes) -> Manifest:
         raise IntegrityError("manifest malformed: not JSON") from exc
     _require(isinstance(doc, dict), "not an object")
     if type(doc.get("format")) is not int or doc.get("format") != FORMAT:  # true == 1.0 == 1 in Python
-        raise ConfigurationError(f"manifest format {doc.get('format')!r} is not supported by this mlvault")
+        raise IntegrityError(
+            f"manifest format {doc.get('format')!r} is not one this vault's format writes{ALTERED}"
+        )
     raw_entries = doc.get("entries")
     _require(isinstance(raw_entries, list) and len(raw_entries) <= MAX_ENTRIES, "entries")
     files: list[FileEntry] = []

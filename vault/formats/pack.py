@@ -18,7 +18,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from vault.errors import ConfigurationError, IntegrityError
+from vault.errors import IntegrityError
+from vault.formats import ALTERED
 
 MAGIC = b"MLVP"
 FOOTER_MAGIC = b"MLVE"
@@ -54,7 +55,7 @@ def decode_header(data: bytes, pack_id: bytes) -> None:
     if magic != MAGIC:
         raise IntegrityError("not a pack (bad magic)")
     if version != VERSION:
-        raise ConfigurationError(f"pack format version {version} is not supported by this mlvault")
+        raise IntegrityError(f"pack format version {version} is not one this vault's format writes{ALTERED}")
     if reserved != b"\0\0\0" or stored_id != pack_id:
         raise IntegrityError("pack header does not match its name")
 

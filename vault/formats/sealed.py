@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from vault.crypto import aead
 from vault.errors import ConfigurationError, IntegrityError
+from vault.formats import ALTERED
 
 VERSION = 1
 SUITE_AES256GCM_HKDF = 1
@@ -90,9 +91,13 @@ def parse_header(kind: Kind, data: bytes) -> SealedHeader:
     if magic != kind.magic:
         raise IntegrityError(f"not a {kind.magic.decode()} object (bad magic)")
     if version != VERSION:
-        raise ConfigurationError(f"{kind.magic.decode()} format version {version} is not supported")
+        raise IntegrityError(
+            f"{kind.magic.decode()} format version {version} is not one this vault's format writes{ALTERED}"
+        )
     if suite != SUITE_AES256GCM_HKDF or reserved != 0:
-        raise ConfigurationError(f"{kind.magic.decode()} cipher suite {suite} is not supported")
+        raise IntegrityError(
+            f"{kind.magic.decode()} cipher suite {suite} is not one this vault's format writes{ALTERED}"
+        )
     if not aead.TAG_SIZE <= ct_len <= kind.max_plaintext + aead.TAG_SIZE:
         raise IntegrityError(f"{kind.magic.decode()} object length out of range")
     return SealedHeader(ring_id, epoch, object_id, nonce, ct_len)
