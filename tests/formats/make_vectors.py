@@ -104,13 +104,13 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
 
     plain = inputs["chunk_plaintext"].encode()
     chunk_id = ring.chunk_id(plain)
-    record = chunk.encode(ring, chunk_id, plain, 0, nonce=h(inputs["chunk_nonce"]))
+    record = chunk._encode_from_parts(ring, chunk_id, plain, 0, nonce=h(inputs["chunk_nonce"]))
     out["chunk"] = {"chunk_id": chunk_id.hex(), "record": record.hex()}
 
     zplain = zstd_plaintext(inputs)
     zid = ring.chunk_id(zplain)
     zstored, znonce = h(inputs["zstd_stored"]), h(inputs["zstd_nonce"])
-    zrecord = chunk.encode(ring, zid, zstored, chunk.FLAG_ZSTD, nonce=znonce)
+    zrecord = chunk._encode_from_parts(ring, zid, zstored, chunk.FLAG_ZSTD, nonce=znonce)
     out["chunk_zstd"] = {"chunk_id": zid.hex(), "record": zrecord.hex()}
 
     pack_id = h(inputs["pack_id"])
@@ -120,7 +120,7 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
         pack.TrailerEntry(zid, pack.HEADER_SIZE + len(record), len(zrecord)),
     ]
     trailer_plain = pack.encode_entries(entries)
-    trailer = sealed.seal(
+    trailer = sealed._seal_from_parts(
         sealed.TRAILER, dek, ring_id, epoch, pack_id, trailer_plain, nonce=h(inputs["trailer_nonce"])
     )
     footer = pack.encode_footer(len(trailer))
@@ -139,7 +139,7 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
     out["manifest"] = {
         "plaintext": plaintext.decode(),
         "digest": doc.digest,
-        "sealed": sealed.seal(
+        "sealed": sealed._seal_from_parts(
             sealed.MANIFEST,
             dek,
             ring_id,
@@ -153,7 +153,7 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
     secret = keyring_format.encode(ring)
     out["keyring"] = {
         "secret": secret.hex(),
-        "sealed": sealed.seal(
+        "sealed": sealed._seal_from_parts(
             sealed.KEYRING,
             h(inputs["kek"]),
             ring_id,
@@ -169,7 +169,7 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
     owner_kek = aead.derive_key(owner_key, owner_slot_id, keyslot.OWNER_INFO)
     out["owner_slot"] = {
         "kek": owner_kek.hex(),
-        "slot": keyslot.encode(
+        "slot": keyslot._encode_from_parts(
             keyslot.KIND_OWNER,
             vault_id,
             ring_id,
@@ -185,7 +185,7 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
     pass_kek = stretch(inputs["passphrase"].encode(), salt, kdf)
     out["passphrase_slot"] = {
         "kek": pass_kek.hex(),
-        "slot": keyslot.encode(
+        "slot": keyslot._encode_from_parts(
             keyslot.KIND_PASSPHRASE,
             vault_id,
             b"\0" * 16,

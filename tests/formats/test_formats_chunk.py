@@ -116,8 +116,8 @@ def test_length_field_made_consistent_with_a_truncation_is_still_refused(
 def test_splice_header_of_one_record_with_body_of_another(ring: Keyring) -> None:
     one, two = b"first chunk, 32 bytes of content", b"other chunk, 32 bytes of content"
     id_one, id_two = ring.chunk_id(one), ring.chunk_id(two)
-    rec_one = chunk.encode(ring, id_one, one, 0, nonce=b"\1" * 12)
-    rec_two = chunk.encode(ring, id_two, two, 0, nonce=b"\2" * 12)
+    rec_one = chunk._encode_from_parts(ring, id_one, one, 0, nonce=b"\1" * 12)
+    rec_two = chunk._encode_from_parts(ring, id_two, two, 0, nonce=b"\2" * 12)
     assert len(rec_one) == len(rec_two)
     h = chunk.HEADER_SIZE
     refused(decode, rec_one[:h] + rec_two[h:], ring, id_one, expect=DecryptionError)
@@ -147,7 +147,7 @@ def test_wrong_keyring_is_refused(golden: tuple[bytes, bytes], ring: Keyring, st
 
 def test_wrong_epoch_is_refused(golden: tuple[bytes, bytes], ring: Keyring) -> None:
     record, chunk_id = golden
-    assert chunk.parse_header(record).epoch == 1
+    assert chunk.parse_unauthenticated_header(record).epoch == 1
     refused(decode, put_u32(record, 23, 0), ring, chunk_id, expect=DecryptionError)
     for epoch in (2, 1024, 2**32 - 1):
         err = refused(decode, put_u32(record, 23, epoch), ring, chunk_id, expect=IntegrityError)
@@ -194,20 +194,20 @@ def test_length_field_out_of_range_is_refused_from_the_header_alone(
 ) -> None:
     header = put_u32(golden[0][: chunk.HEADER_SIZE], 71, ct_len)
     start = time.perf_counter()
-    err = refused(chunk.parse_header, header, expect=IntegrityError)
+    err = refused(chunk.parse_unauthenticated_header, header, expect=IntegrityError)
     assert time.perf_counter() - start < 0.5
     assert "length" in str(err)
 
 
 def test_largest_allowed_length_parses(golden: tuple[bytes, bytes]) -> None:
     header = put_u32(golden[0][: chunk.HEADER_SIZE], 71, chunk.MAX_CIPHERTEXT)
-    assert chunk.parse_header(header).record_size == chunk.HEADER_SIZE + chunk.MAX_CIPHERTEXT
+    assert chunk.parse_unauthenticated_header(header).record_size == chunk.HEADER_SIZE + chunk.MAX_CIPHERTEXT
 
 
 def test_authentic_record_whose_plaintext_is_not_its_id_is_refused(ring: Keyring) -> None:
     # A key holder (or a bug) sealing content under the wrong id: AEAD passes, the id check does not.
     claimed = ring.chunk_id(b"what the index expects")
-    record = chunk.encode(ring, claimed, b"what was actually stored", 0, nonce=b"\3" * 12)
+    record = chunk._encode_from_parts(ring, claimed, b"what was actually stored", 0, nonce=b"\3" * 12)
     refused(decode, record, ring, claimed, expect=DecryptionError)
 
 

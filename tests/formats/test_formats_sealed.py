@@ -83,7 +83,7 @@ def golden(request: pytest.FixtureRequest, vectors: dict[str, Any], ring: Keyrin
 
 def test_golden_opens(golden: Golden) -> None:
     assert golden.open() == golden.plaintext
-    assert sealed.parse_header(golden.kind, golden.blob).ct_len == len(golden.plaintext) + 16
+    assert sealed.parse_unauthenticated_header(golden.kind, golden.blob).ct_len == len(golden.plaintext) + 16
 
 
 def test_every_single_bit_flip_is_refused(golden: Golden) -> None:
@@ -129,7 +129,7 @@ def test_extension_is_refused(golden: Golden) -> None:
 
 def test_splice_header_of_one_object_with_body_of_another(golden: Golden, ring: Keyring) -> None:
     other_id = bytes(range(0x31, 0x41))
-    other = sealed.seal(
+    other = sealed._seal_from_parts(
         golden.kind, golden.ikm, golden.ring_id, 1, other_id, golden.plaintext, nonce=b"\5" * 12
     )
     assert len(other) == len(golden.blob)
@@ -160,11 +160,15 @@ def test_wrong_keyring_is_refused(golden: Golden, stranger_ring: Keyring) -> Non
 def test_wrong_epoch_is_refused(vectors: dict[str, Any], ring: Keyring) -> None:
     g = golden_objects(vectors, ring)["manifest"]
     older = put_u32(g.blob, 24, 0)
-    epoch = sealed.parse_header(g.kind, older).epoch
+    epoch = sealed.parse_unauthenticated_header(g.kind, older).epoch
     assert epoch == 0
     refused(g.open, older, ikm=ring.dek(epoch), expect=DecryptionError)  # how callers pick the key
     refused(g.open, older, expect=DecryptionError)
-    refused(ring.dek, sealed.parse_header(g.kind, put_u32(g.blob, 24, 7)).epoch, expect=IntegrityError)
+    refused(
+        ring.dek,
+        sealed.parse_unauthenticated_header(g.kind, put_u32(g.blob, 24, 7)).epoch,
+        expect=IntegrityError,
+    )
 
 
 def test_kinds_cannot_be_confused(vectors: dict[str, Any], ring: Keyring) -> None:
@@ -217,10 +221,10 @@ def test_length_field_is_capped_per_kind_from_the_header_alone(kind: sealed.Kind
     header = sealed.HEADER.pack(kind.magic, 1, 1, 0, b"r" * 16, 0, b"o" * 16, b"n" * 12, 0)
     start = time.perf_counter()
     for ct_len in (0, 15, kind.max_plaintext + 17, 2**32 - 1):
-        refused(sealed.parse_header, kind, put_u32(header, 56, ct_len), expect=IntegrityError)
+        refused(sealed.parse_unauthenticated_header, kind, put_u32(header, 56, ct_len), expect=IntegrityError)
     assert time.perf_counter() - start < 0.5
     largest = kind.max_plaintext + 16
-    assert sealed.parse_header(kind, put_u32(header, 56, largest)).ct_len == largest
+    assert sealed.parse_unauthenticated_header(kind, put_u32(header, 56, largest)).ct_len == largest
 
 
 def test_seal_refuses_plaintext_over_the_cap(ring: Keyring) -> None:

@@ -259,7 +259,7 @@ def test_golden_chunk_records_decode(inputs: dict[str, Any], vectors: dict[str, 
         zstandard.ZstdDecompressor(),
     )
     assert zplain == zstd_plaintext(inputs)
-    header = chunk.parse_header(h(vectors["chunk_zstd"]["record"]))
+    header = chunk.parse_unauthenticated_header(h(vectors["chunk_zstd"]["record"]))
     assert (header.flags, header.epoch, header.ring_id) == (chunk.FLAG_ZSTD, 1, ring.ring_id)
 
 
@@ -287,7 +287,7 @@ def test_golden_pack_reads_back(inputs: dict[str, Any], vectors: dict[str, Any],
 
 def test_golden_sealed_manifest_opens(inputs: dict[str, Any], vectors: dict[str, Any], ring: Keyring) -> None:
     blob = h(vectors["manifest"]["sealed"])
-    header = sealed.parse_header(sealed.MANIFEST, blob)
+    header = sealed.parse_unauthenticated_header(sealed.MANIFEST, blob)
     plaintext = sealed.open_object(
         sealed.MANIFEST, blob, ring.dek(header.epoch), ring.ring_id, h(inputs["version_id"])
     )

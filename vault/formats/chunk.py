@@ -72,13 +72,19 @@ def compress(plaintext: bytes, compressor: zstandard.ZstdCompressor) -> tuple[by
     return plaintext, 0
 
 
-def encode(
-    keyring: Keyring, chunk_id: bytes, stored: bytes, flags: int, *, nonce: bytes | None = None
-) -> bytes:
+def encode(keyring: Keyring, chunk_id: bytes, stored: bytes, flags: int) -> bytes:
     """Encrypt ``stored`` (already compressed or not, per ``flags``) into a chunk record."""
+    return _encode_from_parts(keyring, chunk_id, stored, flags, nonce=aead.new_nonce())
+
+
+def _encode_from_parts(
+    keyring: Keyring, chunk_id: bytes, stored: bytes, flags: int, *, nonce: bytes
+) -> bytes:
+    """:func:`encode` with the nonce given: the seam for known-answer vectors, never for storage."""
     if len(stored) > MAX_PLAINTEXT:
         raise ValueError("chunk too large")
-    nonce = nonce or aead.new_nonce()
+    if len(nonce) != aead.NONCE_SIZE:
+        raise ValueError("a chunk nonce is 12 bytes")
     epoch = keyring.epoch
     header = HEADER.pack(
         MAGIC,
@@ -95,8 +101,12 @@ def encode(
     return header + aead.seal(key, nonce, stored, header)
 
 
-def parse_header(data: bytes) -> ChunkHeader:
-    """Parse and bound-check a chunk header (the first HEADER_SIZE bytes of ``data``)."""
+def parse_unauthenticated_header(data: bytes) -> ChunkHeader:
+    """Parse and bound-check a chunk header (the first HEADER_SIZE bytes of ``data``).
+
+    Nothing in it is authenticated yet: use it to size and locate the record, and trust
+    its fields only after :func:`decode` succeeded.
+    """
     if len(data) < HEADER_SIZE:
         raise IntegrityError("chunk record truncated")
     magic, version, suite, flags, ring_id, epoch, chunk_id, nonce, ct_len = HEADER.unpack_from(data)
@@ -120,7 +130,7 @@ def decode(
 
     Raises IntegrityError (or its subclass DecryptionError) on any mismatch.
     """
-    header = parse_header(record)
+    header = parse_unauthenticated_header(record)
     if len(record) != header.record_size:
         raise IntegrityError("chunk record truncated")
     if header.ring_id != keyring.ring_id or not hmac.compare_digest(header.chunk_id, expected_id):

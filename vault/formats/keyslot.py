@@ -64,9 +64,28 @@ def encode(
     *,
     kdf: KdfParams | None = None,
     salt: bytes | None = None,
-    nonce: bytes | None = None,
 ) -> bytes:
     """Wrap ``secret`` under ``kek`` as a key slot."""
+    return _encode_from_parts(
+        kind, vault_id, ring_id, slot_id, kek, secret, kdf=kdf, salt=salt, nonce=aead.new_nonce()
+    )
+
+
+def _encode_from_parts(
+    kind: int,
+    vault_id: bytes,
+    ring_id: bytes,
+    slot_id: bytes,
+    kek: bytes,
+    secret: bytes,
+    *,
+    kdf: KdfParams | None = None,
+    salt: bytes | None = None,
+    nonce: bytes,
+) -> bytes:
+    """:func:`encode` with the nonce given: the seam for known-answer vectors, never for storage."""
+    if len(nonce) != aead.NONCE_SIZE:
+        raise ValueError("a key slot nonce is 12 bytes")
     if kind == KIND_PASSPHRASE:
         if kdf is None or salt is None or len(salt) != SALT_SIZE:
             raise ValueError("passphrase slots need KDF parameters and a 16-byte salt")
@@ -75,7 +94,6 @@ def encode(
         params = b""
     else:
         raise ValueError(f"unknown slot kind {kind}")
-    nonce = nonce or aead.new_nonce()
     aad = PREFIX.pack(MAGIC, VERSION, kind, vault_id, ring_id, slot_id, len(params)) + params
     aad += TAIL.pack(nonce, len(secret) + aead.TAG_SIZE)
     key = aead.derive_key(kek, slot_id, INFO)

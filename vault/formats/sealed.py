@@ -61,13 +61,26 @@ def seal(
     epoch: int,
     object_id: bytes,
     plaintext: bytes,
-    *,
-    nonce: bytes | None = None,
 ) -> bytes:
     """Encrypt ``plaintext`` as a sealed object of ``kind``."""
+    return _seal_from_parts(kind, ikm, ring_id, epoch, object_id, plaintext, nonce=aead.new_nonce())
+
+
+def _seal_from_parts(
+    kind: Kind,
+    ikm: bytes,
+    ring_id: bytes,
+    epoch: int,
+    object_id: bytes,
+    plaintext: bytes,
+    *,
+    nonce: bytes,
+) -> bytes:
+    """:func:`seal` with the nonce given: the seam for known-answer vectors, never for storage."""
     if len(plaintext) > kind.max_plaintext:
         raise ConfigurationError(f"{kind.magic.decode()} object too large ({len(plaintext)} bytes)")
-    nonce = nonce or aead.new_nonce()
+    if len(nonce) != aead.NONCE_SIZE:
+        raise ValueError("a sealed-object nonce is 12 bytes")
     header = HEADER.pack(
         kind.magic,
         VERSION,
@@ -83,8 +96,12 @@ def seal(
     return header + aead.seal(key, nonce, plaintext, header)
 
 
-def parse_header(kind: Kind, data: bytes) -> SealedHeader:
-    """Parse and bound-check the header of a sealed object of ``kind``."""
+def parse_unauthenticated_header(kind: Kind, data: bytes) -> SealedHeader:
+    """Parse and bound-check the header of a sealed object of ``kind``.
+
+    Nothing in it is authenticated yet: use its epoch to pick the key for
+    :func:`open_object`, and trust nothing else in it before that succeeded.
+    """
     if len(data) < HEADER_SIZE:
         raise IntegrityError(f"{kind.magic.decode()} object truncated")
     magic, version, suite, reserved, ring_id, epoch, object_id, nonce, ct_len = HEADER.unpack_from(data)
@@ -107,9 +124,9 @@ def open_object(kind: Kind, data: bytes, ikm: bytes, ring_id: bytes, object_id: 
     """Authenticate and decrypt a sealed object that must be (ring_id, object_id).
 
     ``ikm`` must be the key for the epoch in the header; callers that hold several
-    epochs call :func:`parse_header` first to pick it.
+    epochs call :func:`parse_unauthenticated_header` first to pick it.
     """
-    header = parse_header(kind, data)
+    header = parse_unauthenticated_header(kind, data)
     if len(data) != HEADER_SIZE + header.ct_len:
         raise IntegrityError(f"{kind.magic.decode()} object truncated or extended")
     if header.ring_id != ring_id or header.object_id != object_id:

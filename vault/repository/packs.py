@@ -146,7 +146,7 @@ def read_trailer(backend: Backend, pack_id: str, keyring: Keyring) -> list[pack_
     if trailer_len > sealed.HEADER_SIZE + sealed.TRAILER.max_plaintext + 16:
         raise IntegrityError(f"pack {pack_id} trailer length out of range")
     raw = backend.get_range(key, size - pack_format.FOOTER_SIZE - trailer_len, trailer_len)
-    header = sealed.parse_header(sealed.TRAILER, raw)
+    header = sealed.parse_unauthenticated_header(sealed.TRAILER, raw)
     plaintext = sealed.open_object(
         sealed.TRAILER, raw, keyring.dek(header.epoch), keyring.ring_id, bytes.fromhex(pack_id)
     )
