@@ -45,8 +45,8 @@ def human_size(n: int | None) -> str:
 
 
 @contextlib.contextmanager
-def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    """A byte-progress bar on stderr when it is a terminal and not --quiet."""
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A byte counter with speed on stderr when it is a terminal and not --quiet (totals are not known)."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
@@ -58,5 +58,5 @@ def progress_bar(label: str, total: int | None, enabled: bool) -> Iterator[Calla
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=total)
+        task = bar.add_task(label, total=None)
         yield lambda n: bar.advance(task, n)

@@ -1,22 +1,22 @@
 """Where the CLI's settings come from: flags, then environment, then ``mlvault.toml``.
 
 Built once per invocation into a frozen :class:`Settings` and passed down; nothing below
-the CLI reads the environment.
+the CLI reads the environment. A global option given after the subcommand
+(``mlvault ls --vault ./v``) is merged over the one given before it with :meth:`Settings.merged`.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
-import sys
+import dataclasses
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
+from cli.secrets import read_secret
+from vault.errors import ConfigurationError, UsageError
 
-from vault.errors import AuthenticationError, ConfigurationError, UsageError
+PASSPHRASE_ENV = "MLVAULT_PASSPHRASE"  # noqa: S105 — the variable's name, not a secret
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ class Settings:
     profile: str | None = None
     region: str | None = None
     allow_insecure_http: bool = False
+
+    def merged(self, **given: object) -> Settings:
+        """These settings with every option that was given (not ``None``, not ``False``) replaced."""
+        changes = {name: value for name, value in given.items() if value is not None and value is not False}
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 def load_toml(cwd: Path) -> dict[str, object]:
@@ -55,20 +60,6 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-CONFIG_DIR_ENV = "MLVAULT_CONFIG_DIR"
-
-
-def config_dir() -> Path:
-    """The client's config directory (pins, keys): ``$MLVAULT_CONFIG_DIR`` or the platform's."""
-    override = os.environ.get(CONFIG_DIR_ENV)
-    return Path(override) if override else Path(platformdirs.user_config_dir("mlvault"))
-
-
-def catalog_pins_file() -> Path:
-    """Where this client pins each vault's catalog URL."""
-    return config_dir() / "catalog-pins.json"
-
-
 def require_vault(settings: Settings) -> str:
     """The vault URL, or a usage error saying how to give one."""
     if not settings.vault:
@@ -79,28 +70,17 @@ def require_vault(settings: Settings) -> str:
 
 
 def passphrase_reader(settings: Settings, *, confirm: bool = False) -> Callable[[], bytes]:
-    """A callable that yields the passphrase when the vault first needs it."""
+    """A callable that yields the vault passphrase when the vault first needs it."""
 
     def read() -> bytes:
-        if settings.passphrase_file is not None:
-            try:
-                text = settings.passphrase_file.read_text().rstrip("\r\n")
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot read passphrase file {settings.passphrase_file}: {exc.strerror}"
-                ) from exc
-            return text.encode()
-        env = os.environ.get("MLVAULT_PASSPHRASE")
-        if env:
-            return env.encode()
-        if not sys.stdin.isatty():
-            raise AuthenticationError(
-                "a passphrase is needed: set MLVAULT_PASSPHRASE or use --passphrase-file "
-                "(no terminal to prompt on)"
-            )
-        first = getpass.getpass("Vault passphrase: ")
-        if confirm and getpass.getpass("Repeat passphrase: ") != first:
-            raise UsageError("the passphrases do not match")
-        return first.encode()
+        return read_secret(
+            settings.passphrase_file,
+            label="passphrase",
+            env_var=PASSPHRASE_ENV,
+            file_option="--passphrase-file",
+            prompt="Vault passphrase: ",
+            needed_for="a passphrase is needed",
+            confirm=confirm,
+        )
 
     return read

@@ -1,4 +1,4 @@
-"""``SignatureService``, ``SignatureCatalog`` and ``PinStore`` through the Python API, on SQLite
+"""``SignatureService``, ``SignatureCatalog`` and ``TrustPins`` through the Python API, on SQLite
 and PostgreSQL catalogs."""
 
 from __future__ import annotations
@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 import vault
+from vault import attestation
+from vault.attestation import SignatureService
+from vault.attestation.claims import signed_files
 from vault.catalog import migrate
 from vault.catalog.signatures import SignatureCatalog
+from vault.clientstate.pins import TrustPins
 from vault.errors import (
     ConfigurationError,
     ConflictError,
@@ -20,7 +24,6 @@ from vault.errors import (
     UntrustedSignerError,
     UsageError,
 )
-from vault.signatures import PinStore, SignatureService, signed_files
 from vault.signing import LocalSigner, generate_private_key
 from vault.signing.keys import public_key_pem
 
@@ -35,19 +38,22 @@ def model(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def service(
-    make_vault: Callable[..., vault.Vault], catalog_url: str | None, model: Path, tmp_path: Path
-) -> SignatureService:
+def pushed(make_vault: Callable[..., vault.Vault], catalog_url: str | None, model: Path) -> vault.Vault:
     v = make_vault(catalog_url=catalog_url)
     v.push(model, "team/resnet")
-    return SignatureService(v, PinStore(tmp_path / "client" / "pins.json"))
+    return v
+
+
+@pytest.fixture
+def service(pushed: vault.Vault, tmp_path: Path) -> SignatureService:
+    return attestation.for_vault(pushed, TrustPins(tmp_path / "client" / "pins.json"))
 
 
 def test_migration_head_is_0002() -> None:
     assert migrate.head_revision() == "0002"
 
 
-def test_sign_verify_and_pull_hook(service: SignatureService, tmp_path: Path) -> None:
+def test_sign_verify_and_pull_hook(pushed: vault.Vault, service: SignatureService, tmp_path: Path) -> None:
     signer, admin = LocalSigner(generate_private_key()), LocalSigner(generate_private_key())
     first = service.sign("team/resnet@v1", signer, "alice")
     second = service.sign("team/resnet@v1", signer, "alice")
@@ -58,14 +64,16 @@ def test_sign_verify_and_pull_hook(service: SignatureService, tmp_path: Path) ->
     assert report.trusted_signers == (signer.fingerprint(),) and report.admin_pinned_now is None
 
     check = service.pull_verifier()
-    v = service._vault
+    v = pushed
     result = v.pull("team/resnet@v1", tmp_path / "out", verifier=check)
     assert result.files == 2 and check.report is not None
     assert check.report.trusted_signers == (signer.fingerprint(),)
 
 
-def test_verify_for_pull_is_none_without_an_applicable_rule(service: SignatureService) -> None:
-    v = service._vault
+def test_verify_for_pull_is_none_without_an_applicable_rule(
+    pushed: vault.Vault, service: SignatureService
+) -> None:
+    v = pushed
     version = v.resolve("team/resnet")
     manifest = v.load_manifest(version)
     assert service.verify_for_pull(version, manifest) is None
@@ -97,8 +105,8 @@ def test_trust_edits(service: SignatureService) -> None:
         service.trust_add("team/*", b"not a key", admin)
 
 
-def test_signature_catalog_policy_serials_and_rows(service: SignatureService) -> None:
-    catalog = SignatureCatalog(service._vault.catalog.engine)
+def test_signature_catalog_policy_serials_and_rows(pushed: vault.Vault, service: SignatureService) -> None:
+    catalog = SignatureCatalog(pushed.catalog.engine)
     assert catalog.latest_policy() is None
     catalog.store_policy(1, b"one", "alice")
     catalog.store_policy(5, b"five", "alice")
@@ -106,7 +114,7 @@ def test_signature_catalog_policy_serials_and_rows(service: SignatureService) ->
         with pytest.raises(ConflictError, match="not newer"):
             catalog.store_policy(stale, b"stale", "bob")
     assert catalog.latest_policy() == b"five"
-    version = service._vault.resolve("team/resnet")
+    version = pushed.resolve("team/resnet")
     ids = [catalog.add_signature(version.id, "f" * 64, b'{"x": 1}', "alice") for _ in range(3)]
     rows = catalog.signatures_for(version.id)
     assert [r.id for r in rows] == ids and all(r.bundle == b'{"x": 1}' for r in rows)
@@ -143,10 +151,10 @@ def test_single_file_versions_sign_as_dot(make_vault: Callable[..., vault.Vault]
     assert [f.path for f in files] == ["."]
 
 
-def test_claims_must_name_the_version(service: SignatureService, model: Path) -> None:
+def test_claims_must_name_the_version(pushed: vault.Vault, service: SignatureService, model: Path) -> None:
     signer, admin = LocalSigner(generate_private_key()), LocalSigner(generate_private_key())
     service.trust_add("team/*", public_key_pem(signer.public_key), admin)
-    v = service._vault
+    v = pushed
     v.push(model, "team/resnet")  # v2: same content, new version
     v1 = v.resolve("team/resnet@v1")
     service.sign("team/resnet@v2", signer)
@@ -158,8 +166,8 @@ def test_claims_must_name_the_version(service: SignatureService, model: Path) ->
         service.verify("team/resnet@v1")
 
 
-def test_pin_store(tmp_path: Path) -> None:
-    pins = PinStore(tmp_path / "cfg" / "pins.json")
+def test_trust_pins(tmp_path: Path) -> None:
+    pins = TrustPins(tmp_path / "cfg" / "pins.json")
     assert pins.admins("v1") == () and pins.policy_serial("v1") == 0
     pins.pin("v1", "a" * 64)
     pins.pin("v1", "b" * 64)

@@ -103,6 +103,11 @@ def read_public_key_file(path: Path | str) -> ec.EllipticCurvePublicKey:
     return load_public_key_pem(_read_capped(Path(path), MAX_PUBLIC_KEY_FILE_BYTES), f"key file {path}")
 
 
+def read_public_key_pem(path: Path | str) -> bytes:
+    """The public key in a PEM file, checked to be P-256 and re-encoded canonically."""
+    return public_key_pem(read_public_key_file(path))
+
+
 def save_private_key(
     key: ec.EllipticCurvePrivateKey,
     path: Path | str,

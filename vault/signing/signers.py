@@ -121,7 +121,7 @@ class KmsSigner(Signer):
         except Exception as exc:  # botocore is optional: classify by the AWS error code
             code = _aws_error_code(exc)
             if code is None:
-                raise
+                raise _sdk_failure(exc, f"KMS {operation} with key {self._key_id}") from exc
             if code == "NotFoundException":
                 raise NotFoundError(f"KMS key not found: {self._key_id}") from exc
             if code in ("AccessDeniedException", "KMSInvalidStateException", "DisabledException"):
@@ -136,3 +136,17 @@ def _aws_error_code(exc: Exception) -> str | None:
         code = response.get("Error", {}).get("Code")
         return str(code) if code else None
     return None
+
+
+def _sdk_failure(exc: Exception, what: str) -> Exception:
+    """A botocore failure without an answer (no credentials, no region, unreachable) as an mlvault error.
+
+    Anything else is returned unchanged. botocore is imported only when the failure came from it.
+    """
+    if type(exc).__module__.split(".")[0] != "botocore":
+        return exc
+    from vault import aws
+
+    if not aws.is_aws_error(exc):
+        return exc
+    return aws.translate(exc, what, service="AWS KMS", unconfigured=ConfigurationError)  # type: ignore[arg-type]
