@@ -146,3 +146,12 @@ def test_upload_concurrency_is_a_property_of_the_backend(backend: Backend) -> No
     # Callers size their upload pools from this, never from the URL scheme.
     expected = {"S3Backend": 4, "LocalBackend": 2, "MemoryBackend": 2}
     assert backend.upload_concurrency == expected[type(backend).__name__]
+
+
+def test_get_range_refuses_negative_ranges_and_never_reads_past_the_end(backend: Backend) -> None:
+    backend.put("packs/00/r", b"0123456789")
+    for offset, length in ((-1, 4), (0, -5), (-100, -100)):
+        with pytest.raises(UsageError, match="invalid byte range"):
+            backend.get_range("packs/00/r", offset, length)
+    assert backend.get_range("packs/00/r", 6, 1 << 62) == b"6789"
+    assert backend.get_range("packs/00/r", 1 << 40, 10) == b""

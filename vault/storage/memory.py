@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from vault.errors import NotFoundError
+from vault.errors import NotFoundError, UsageError
 from vault.storage.base import Backend, ObjectExistsError, check_size, validate_key
 
 
@@ -43,6 +43,8 @@ class MemoryBackend(Backend):
         return data
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise UsageError(f"invalid byte range (offset {offset}, length {length})")
         return self.get(key)[offset : offset + length]
 
     def size(self, key: str) -> int:
