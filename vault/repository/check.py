@@ -1,12 +1,21 @@
-"""``mlvault check``: is every object the catalog relies on present and intact?
+"""``mlvault check``: can every version a user can pull really be pulled?
 
-Without ``read_data`` only the catalog and object sizes are consulted (no key needed):
-every pack the index uses exists with its recorded size, every version's manifest exists.
-With ``read_data`` every pack's trailer is authenticated and compared with the index,
-every indexed chunk is decrypted and its keyed id recomputed, every manifest is opened
-and cross-checked, and each damaged chunk is traced to the files (``artifact@vN:path``)
-that need it. A store that cannot be reached ends the check with StorageUnavailableError:
-only what was read and found wrong is reported as damage.
+The walk starts where a user starts — the versions — not at the pack table, because the
+catalog is an index an attacker with database access can edit:
+
+* without ``read_data`` (no key needed): every version's manifest is stored, every pack the
+  catalog indexes is stored with its recorded size, and every stored pack is indexed;
+* with ``read_data``: every version's manifest is opened and cross-checked with its catalog
+  row and its file rows (the ones ``show`` prints); every chunk it names is located through
+  the index; every pack that holds one is read, its trailer authenticated and compared with
+  the index, and every record decrypted with its keyed id recomputed. Each damaged chunk is
+  traced to the files (``artifact@vN:path``) that need it.
+
+A bad value read from the catalog is reported against the version or pack it belongs to and
+the check carries on. A store that cannot be reached ends the check with
+StorageUnavailableError: only what was read and found wrong is reported as damage. Stored
+packs the catalog does not index (left by an interrupted push) are reported as notes, not
+damage: nothing refers to them.
 """
 
 from __future__ import annotations
@@ -14,41 +23,50 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import zstandard
 
 from vault import layout
-from vault.catalog import ChunkLocation, PackRow
-from vault.errors import (
-    ConfigurationError,
-    IntegrityError,
-    MlvaultError,
-    NotFoundError,
-    StorageUnavailableError,
-)
+from vault.catalog import ChunkLocation, PackRow, VersionRow
+from vault.errors import IntegrityError, MlvaultError, NotFoundError, StorageUnavailableError
 from vault.formats import chunk as chunk_format
+from vault.formats.manifest import Manifest
 from vault.repository import Repository
 from vault.repository.fetch import group_runs
 from vault.repository.manifests import load_manifest
 from vault.repository.packs import read_trailer
 
 Progress = Callable[[int], None]
+MAX_RECORD = chunk_format.HEADER_SIZE + chunk_format.MAX_CIPHERTEXT
+Record = tuple[bytes, int, int]  # chunk id, offset, length
 
 
 @dataclass
 class CheckReport:
-    """Problems found by ``check``; empty lists mean the vault is healthy."""
+    """Problems found by ``check``; empty ``problems`` means the vault is healthy."""
 
     packs_checked: int = 0
     chunks_checked: int = 0
     versions_checked: int = 0
     problems: list[str] = field(default_factory=list)
     damaged_files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """No problem found."""
         return not self.problems
+
+
+@dataclass
+class _PackWork:
+    """One stored pack to check: what the catalog says about it and what versions need from it."""
+
+    pack_id: str
+    ring_id: str
+    row: PackRow | None = None
+    records: set[Record] = field(default_factory=set)
 
 
 @dataclass
@@ -58,40 +76,63 @@ class _PackOutcome:
     chunks: int = 0
 
 
-def _check_pack(repo: Repository, pack: PackRow, read_data: bool, progress: Progress | None) -> _PackOutcome:
-    """Check one pack: presence and size; with ``read_data`` its trailer and every record."""
-    outcome = _PackOutcome()
-    key = layout.pack_key(pack.id)
+def _guard(problems: list[str], what: str, step: Callable[[], object]) -> bool:
+    """Run ``step``; a non-outage error becomes a problem about ``what``. True if it succeeded."""
     try:
-        size = repo.backend.size(key)
-    except NotFoundError:
-        outcome.problems.append(f"pack {pack.id} is missing from storage")
-        outcome.damaged.update((pack.ring_id, cid) for cid, _, _ in repo.catalog.pack_chunks(pack.id))
-        return outcome
-    if size != pack.size:
-        outcome.problems.append(f"pack {pack.id} is {size} bytes, the catalog recorded {pack.size}")
-    if not read_data:
-        return outcome
-    keyring = repo.keys.keyring(pack.ring_id)
-    indexed = sorted(repo.catalog.pack_chunks(pack.id), key=lambda row: row[1])
-    oversized = [row for row in indexed if row[2] > chunk_format.HEADER_SIZE + chunk_format.MAX_CIPHERTEXT]
-    if oversized:  # an index row no chunk record could have: never read that much
-        outcome.damaged.update((pack.ring_id, cid) for cid, _, _ in oversized)
-        outcome.problems.append(f"pack {pack.id}: {len(oversized)} index rows claim impossible lengths")
-        indexed = [row for row in indexed if row not in oversized]
-    try:
-        trailer = {(e.chunk_id, e.offset, e.length) for e in read_trailer(repo.backend, pack.id, keyring)}
-        if not set(indexed) <= trailer:
-            outcome.problems.append(
-                f"pack {pack.id}: the trailer does not list chunks the catalog places there"
-            )
+        step()
     except StorageUnavailableError:
         raise  # an outage is not damage: the check cannot finish, so it fails
     except MlvaultError as exc:
-        outcome.problems.append(f"pack {pack.id}: trailer damaged ({exc})")
+        problems.append(f"{what}: {exc}")
+        return False
+    return True
+
+
+def _check_pack(
+    repo: Repository, work: _PackWork, read_data: bool, progress: Progress | None
+) -> _PackOutcome:
+    """Presence and size of one pack; with ``read_data`` its trailer and every record anyone needs."""
+    outcome = _PackOutcome()
+    key = layout.pack_key(work.pack_id)
+    all_records = {(work.ring_id, cid) for cid, _, _ in work.records}
+    try:
+        size = repo.backend.size(key)
+    except NotFoundError:
+        outcome.problems.append(f"pack {work.pack_id} is missing from storage")
+        outcome.damaged.update(all_records)
+        return outcome
+    except IntegrityError as exc:  # not a regular file, or otherwise not ours
+        outcome.problems.append(f"pack {work.pack_id}: {exc}")
+        outcome.damaged.update(all_records)
+        return outcome
+    if work.row is not None and size != work.row.size:
+        outcome.problems.append(f"pack {work.pack_id} is {size} bytes, the catalog recorded {work.row.size}")
+    if not read_data:
+        return outcome
+    keyring = repo.keys.keyring(work.ring_id)
+    impossible = {r for r in work.records if r[1] < 0 or not 0 < r[2] <= MAX_RECORD or r[1] + r[2] > size}
+    if impossible:  # an index row no stored record could have: never read it
+        outcome.damaged.update((work.ring_id, cid) for cid, _, _ in impossible)
+        outcome.problems.append(
+            f"pack {work.pack_id}: {len(impossible)} index rows point outside the pack "
+            "or claim impossible lengths"
+        )
+    records = sorted(work.records - impossible, key=lambda r: r[1])
+    try:
+        trailer = {
+            (e.chunk_id, e.offset, e.length) for e in read_trailer(repo.backend, work.pack_id, keyring)
+        }
+        if not set(records) <= trailer:
+            outcome.problems.append(
+                f"pack {work.pack_id}: the trailer does not list chunks the catalog places there"
+            )
+    except StorageUnavailableError:
+        raise
+    except MlvaultError as exc:
+        outcome.problems.append(f"pack {work.pack_id}: trailer damaged ({exc})")
     decompressor = zstandard.ZstdDecompressor()
     bad = 0
-    located = [(cid, ChunkLocation(pack.id, offset, length)) for cid, offset, length in indexed]
+    located = [(cid, ChunkLocation(work.pack_id, offset, length)) for cid, offset, length in records]
     for run in group_runs(located):
         start = run[0][1].offset
         blob = repo.backend.get_range(key, start, run[-1][1].offset + run[-1][1].length - start)
@@ -100,54 +141,139 @@ def _check_pack(repo: Repository, pack: PackRow, read_data: bool, progress: Prog
             try:
                 record = blob[where.offset - start : where.offset - start + where.length]
                 chunk_format.decode(record, keyring, cid, decompressor)
-            except (IntegrityError, ConfigurationError):  # a flipped version or suite byte is damage too
+            except IntegrityError:
                 bad += 1
-                outcome.damaged.add((pack.ring_id, cid))
+                outcome.damaged.add((work.ring_id, cid))
             if progress:
                 progress(where.length)
     if bad:
-        outcome.problems.append(f"pack {pack.id}: {bad} of {len(indexed)} chunks are damaged")
+        outcome.problems.append(f"pack {work.pack_id}: {bad} of {len(records)} chunks are damaged")
     return outcome
+
+
+def _file_rows_agree(repo: Repository, version: VersionRow, manifest: Manifest) -> list[str]:
+    """Files whose catalog row (what ``show`` prints) disagrees with the authenticated manifest."""
+    rows = {
+        path: (size, mode, digest) for path, size, mode, digest in repo.catalog.version_details(version.id)[0]
+    }
+    truth = {f.path: (f.size, f.mode, f.sha256.hex()) for f in manifest.files}
+    return sorted(path for path in rows.keys() | truth.keys() if rows.get(path) != truth.get(path))
+
+
+class _Walk:
+    """State of one check: the report, and what the versions need from which pack."""
+
+    def __init__(self, repo: Repository, read_data: bool) -> None:
+        self.repo = repo
+        self.read_data = read_data
+        self.report = CheckReport()
+        self.packs: dict[str, _PackWork] = {}
+        self.needs: list[tuple[str, str, list[tuple[str, list[bytes]]]]] = []  # name, ring, files
+
+    def versions(self) -> None:
+        versions: list[VersionRow] = []
+        if not _guard(
+            self.report.problems, "catalog", lambda: versions.extend(self.repo.catalog.all_versions())
+        ):
+            return
+        for version in versions:
+            self.report.versions_checked += 1
+            name = f"{version.artifact}@v{version.number}"
+            try:
+                self._version(version, name)
+            except StorageUnavailableError:
+                raise
+            except MlvaultError as exc:
+                self.report.problems.append(f"{name}: {exc}")
+                self.report.damaged_files.append(f"{name}: (all files)")
+
+    def _version(self, version: VersionRow, name: str) -> None:
+        if not self.repo.backend.exists(layout.manifest_key(version.id)):
+            raise IntegrityError("manifest is missing from storage")
+        if not self.read_data:
+            return
+        keyring = self.repo.keys.keyring(version.ring_id)
+        try:
+            manifest = load_manifest(self.repo.backend, keyring, self.repo.vault_id, version)
+        except IntegrityError as exc:
+            raise IntegrityError(f"manifest damaged ({exc})") from exc
+        for path in _file_rows_agree(self.repo, version, manifest):
+            self.report.problems.append(f"{name}:{path}: the catalog's file row disagrees with the manifest")
+        files = [(entry.path, [cid for cid, _ in entry.chunks]) for entry in manifest.files]
+        located = self.repo.catalog.lookup_chunks(version.ring_id, [cid for _, ids in files for cid in ids])
+        for cid, where in located.items():
+            if not layout.is_id(where.pack_id):
+                raise IntegrityError(f"the chunk index names a pack {where.pack_id!r} that cannot exist")
+            work = self.packs.setdefault(where.pack_id, _PackWork(where.pack_id, version.ring_id))
+            work.records.add((cid, where.offset, where.length))
+        missing = {cid for _, ids in files for cid in ids if cid not in located}
+        if missing:
+            self.report.problems.append(f"{name}: {len(missing)} chunks are missing from the chunk index")
+        self.needs.append((name, version.ring_id, files))
+
+    def indexed_packs(self) -> None:
+        rows: list[PackRow] = []
+        if not _guard(self.report.problems, "catalog", lambda: rows.extend(self.repo.catalog.all_packs())):
+            return
+        for row in rows:
+            work = self.packs.setdefault(row.id, _PackWork(row.id, row.ring_id))
+            work.row = row
+            if self.read_data:
+                work.records.update(self.repo.catalog.pack_chunks(row.id))
+        for work in self.packs.values():
+            if work.row is None:
+                self.report.problems.append(
+                    f"pack {work.pack_id} holds chunks of versions but the catalog does not list it"
+                )
+
+    def stored_packs(self) -> None:
+        for key in self.repo.backend.list(layout.PACKS_PREFIX):
+            pack_id = layout.parse_pack_key(key)
+            if pack_id is None:
+                self.report.notes.append(f"{key} is not a pack mlvault writes")
+            elif pack_id not in self.packs:
+                self.report.notes.append(
+                    f"stored pack {pack_id} is not indexed by the catalog (left by an interrupted push; "
+                    "nothing refers to it)"
+                )
+
+    def read_packs(self, progress: Progress | None) -> set[tuple[str, bytes]]:
+        damaged: set[tuple[str, bytes]] = set()
+        if self.read_data:
+            for ring_id in {work.ring_id for work in self.packs.values()}:
+                self.repo.keys.keyring(ring_id)  # open each keyring once, before the workers need it
+        works = sorted(self.packs.values(), key=lambda w: w.pack_id)
+        # Packs are independent: read and verify several at once (I/O and crypto release the GIL).
+        with ThreadPoolExecutor(
+            max_workers=max(4, self.repo.workers * 2), thread_name_prefix="check"
+        ) as pool:
+            outcomes = pool.map(
+                _check_pack, repeat(self.repo), works, repeat(self.read_data), repeat(progress)
+            )
+            for outcome in outcomes:
+                self.report.packs_checked += 1
+                self.report.chunks_checked += outcome.chunks
+                self.report.problems.extend(outcome.problems)
+                damaged.update(outcome.damaged)
+        return damaged
+
+    def trace(self, damaged: set[tuple[str, bytes]], located: set[tuple[str, bytes]]) -> None:
+        for name, ring_id, files in self.needs:
+            for path, ids in files:
+                if any((ring_id, cid) in damaged or (ring_id, cid) not in located for cid in ids):
+                    self.report.damaged_files.append(f"{name}:{path}")
 
 
 def run_check(repo: Repository, *, read_data: bool, progress: Progress | None = None) -> CheckReport:
     """Check the vault ``repo`` holds; see the module docstring."""
-    report = CheckReport()
-    damaged_chunks: set[tuple[str, bytes]] = set()
-    packs = repo.catalog.all_packs()
-    if read_data:
-        for ring_id in {pack.ring_id for pack in packs}:
-            repo.keys.keyring(ring_id)  # open each keyring once, before the workers need it
-    # Packs are independent: read and verify several at once (I/O and crypto release the GIL).
-    with ThreadPoolExecutor(max_workers=max(4, repo.workers * 2), thread_name_prefix="check") as pool:
-        outcomes = pool.map(lambda pack: _check_pack(repo, pack, read_data, progress), packs)
-        for outcome in outcomes:
-            report.packs_checked += 1
-            report.chunks_checked += outcome.chunks
-            report.problems.extend(outcome.problems)
-            damaged_chunks.update(outcome.damaged)
-    for version in repo.catalog.all_versions():
-        report.versions_checked += 1
-        name = f"{version.artifact}@v{version.number}"
-        if not repo.backend.exists(layout.manifest_key(version.id)):
-            report.problems.append(f"{name}: manifest is missing from storage")
-            report.damaged_files.append(f"{name}: (all files)")
-            continue
-        if not read_data:
-            continue
-        try:
-            manifest = load_manifest(repo.backend, repo.keys.keyring(version.ring_id), repo.vault_id, version)
-        except StorageUnavailableError:
-            raise
-        except MlvaultError as exc:
-            report.problems.append(f"{name}: manifest damaged ({exc})")
-            report.damaged_files.append(f"{name}: (all files)")
-            continue
-        for entry in manifest.files:
-            ids = [cid for cid, _ in entry.chunks]
-            located = repo.catalog.lookup_chunks(version.ring_id, ids)
-            if any(cid not in located or (version.ring_id, cid) in damaged_chunks for cid in ids):
-                report.damaged_files.append(f"{name}:{entry.path}")
-    if report.damaged_files and not any("damaged files" in p for p in report.problems):
+    walk = _Walk(repo, read_data)
+    walk.versions()
+    walk.indexed_packs()
+    walk.stored_packs()
+    damaged = walk.read_packs(progress)
+    located = {(work.ring_id, cid) for work in walk.packs.values() for cid, _, _ in work.records}
+    walk.trace(damaged, located)
+    report = walk.report
+    if report.damaged_files:
         report.problems.append(f"{len(report.damaged_files)} damaged files")
     return report

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from vault import leftovers
 from vault.catalog import ChunkLocation
 from vault.errors import (
     DestinationExistsError,
@@ -72,15 +73,18 @@ def plan_destination(manifest: Manifest, dest: Path) -> Path:
     A directory version lands at ``dest``. A single file lands at ``dest``, or inside
     ``dest`` under its own name when ``dest`` is an existing directory.
     """
-    if manifest.root == "file" and dest.is_dir():
-        name = check_path(manifest.files[0].path)  # checked before it picks a directory
-        if "/" in name:
-            raise HostileManifestError(f"single-file manifest path {name!r} has directories; refusing")
-        dest = dest / name
-    if dest.exists() or dest.is_symlink():
-        raise DestinationExistsError(f"{dest} already exists; choose another destination or remove it")
-    if not dest.parent.is_dir():
-        raise UsageError(f"{dest.parent} is not a directory; create it first")
+    try:
+        if manifest.root == "file" and dest.is_dir():
+            name = check_path(manifest.files[0].path)  # checked before it picks a directory
+            if "/" in name:
+                raise HostileManifestError(f"single-file manifest path {name!r} has directories; refusing")
+            dest = dest / name
+        if dest.exists() or dest.is_symlink():
+            raise DestinationExistsError(f"{dest} already exists; choose another destination or remove it")
+        if not dest.parent.is_dir():
+            raise UsageError(f"{dest.parent} is not a directory; create it first")
+    except OSError as exc:  # e.g. a parent this user may not even look into
+        raise UsageError(f"cannot write into {dest.parent}: {exc.strerror}") from exc
     return dest
 
 
@@ -129,12 +133,22 @@ def write_file(
     return digest
 
 
+def staging_prefix(dest: Path) -> str:
+    """Name prefix of the staging directories of pulls into ``dest``."""
+    return f".{dest.name[:40]}.mlvault-"
+
+
 def materialize(
     manifest: Manifest, dest: Path, fetcher: ChunkFetcher, locate: Locate, progress: Progress | None = None
 ) -> tuple[Path, dict[str, bytes]]:
     """Write ``manifest`` to ``dest`` atomically; return where it landed and path → SHA-256."""
     dest = plan_destination(manifest, dest)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:40]}.mlvault-", dir=dest.parent))
+    prefix = staging_prefix(dest)
+    leftovers.sweep(dest.parent, prefix)  # a killed pull's staging tree for this destination
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f"{prefix}{leftovers.owner_tag()}-", dir=dest.parent))
+    except OSError as exc:
+        raise UsageError(f"cannot write into {dest.parent}: {exc.strerror}") from exc
     digests: dict[str, bytes] = {}
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     prefetch: Prefetcher | None = None

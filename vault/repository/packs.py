@@ -17,13 +17,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from vault import layout
+from vault import layout, leftovers
 from vault.catalog import Catalog, PackRow
 from vault.crypto.keyring import Keyring, new_id
 from vault.errors import IntegrityError
 from vault.formats import pack as pack_format
 from vault.formats import sealed
 from vault.storage import Backend
+
+SPOOL_PREFIX = "mlvault-pack-"
 
 
 class PackWriter:
@@ -37,6 +39,8 @@ class PackWriter:
         self._keyring = keyring
         self._target = target_size
         self._spool = backend.spool_dir()
+        # Spool files of pushes that were killed (S3 vaults spool to the system temp dir).
+        leftovers.sweep(self._spool or Path(tempfile.gettempdir()), SPOOL_PREFIX)
         self._pool = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="pack-upload")
         self._slots = threading.BoundedSemaphore(uploads + 1)
         self._pending: list[Future[None]] = []
@@ -63,7 +67,7 @@ class PackWriter:
 
     def _open(self) -> None:
         self._pack_id = new_id()
-        fd, name = tempfile.mkstemp(dir=self._spool, prefix="pack-")
+        fd, name = tempfile.mkstemp(dir=self._spool, prefix=f"{SPOOL_PREFIX}{leftovers.owner_tag()}-")
         self._file = os.fdopen(fd, "wb")
         self._path = Path(name)
         self._file.write(pack_format.encode_header(self._pack_id))

@@ -1,7 +1,8 @@
 """What a push reads: a regular file or a directory tree, walked and checked before any byte is stored.
 
 Everything a later pull would refuse is refused here, before the first chunk is cut: names
-that are not UTF-8, symbolic links to directories, special files.
+that are not UTF-8 or that the manifest decoder refuses (backslashes, NUL, drive prefixes,
+over-long paths), symbolic links to directories, special files.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault.errors import UsageError
-from vault.formats.manifest import DirEntry
+from vault.errors import HostileManifestError, UsageError
+from vault.formats.manifest import MAX_PATH, DirEntry, check_path
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,18 @@ class Source:
 
 
 def _name(entry: str, full: Path) -> str:
+    """``entry`` if a pull could write it back; the manifest decoder's rule, applied before storing."""
     try:
         entry.encode("utf-8")
     except UnicodeEncodeError:
         raise UsageError(f"{full!s} has a name that is not valid UTF-8; rename it before pushing") from None
-    return entry
+    try:
+        return check_path(entry)
+    except HostileManifestError:
+        raise UsageError(
+            f"{str(full)!r} has a name mlvault cannot store (a backslash, NUL, drive prefix such as "
+            f"'c:', or a path over {MAX_PATH} characters); rename it before pushing"
+        ) from None
 
 
 def scan_source(path: Path) -> Source:
