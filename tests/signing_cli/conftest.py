@@ -9,11 +9,11 @@ leak between tests or from the developer's machine.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clihelpers import ARTIFACT, FAST_KDF, KEY_NAMES, PASSPHRASE, Keys, Run, ok
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, create_engine
 from typer.testing import CliRunner, Result
@@ -21,28 +21,6 @@ from typer.testing import CliRunner, Result
 from cli.main import app
 from vault.catalog.signatures import SignatureCatalog
 from vault.signing.keys import generate_private_key, public_key_pem, save_private_key
-
-PASSPHRASE = "signing cli passphrase"
-FAST_KDF = ["--kdf-time", "1", "--kdf-memory-mib", "1", "--kdf-parallelism", "1"]
-ARTIFACT = "team/vision/resnet"
-KEY_NAMES = ("signer", "second", "other", "admin")
-
-Run = Callable[..., Result]
-
-
-@dataclass(frozen=True)
-class Keys:
-    """Key names made by ``mlvault key new`` and their exported public keys."""
-
-    directory: Path
-
-    def pub(self, name: str) -> Path:
-        return self.directory / f"{name}.pub"
-
-    def fingerprint(self, name: str) -> str:
-        from vault.signing.keys import fingerprint, read_public_key_file
-
-        return fingerprint(read_public_key_file(self.pub(name)))
 
 
 @pytest.fixture(autouse=True)
@@ -74,22 +52,6 @@ def run(vault_dir: Path) -> Run:
         return CliRunner().invoke(app, list(args), env=full_env, catch_exceptions=False)
 
     return invoke
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    return result
-
-
-def fails(result: Result, code: int, *fragments: str) -> str:
-    """The command failed with ``code`` and one ``error:`` line holding every fragment."""
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-    return errors[0]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ARTIFACT, FAST_KDF, Keys, Run, fails, ok
+from clihelpers import ARTIFACT, FAST_KDF, Keys, Run, fails, ok
 
 from vault.signing.keys import KEY_FILE_MAGIC
 

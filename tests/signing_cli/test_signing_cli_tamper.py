@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Keys, Run, fails, ok
+from clihelpers import Keys, Run, fails, ok
 
 from vault.signing.keys import load_private_key
 from vault.signing.oms import DSSE_PAYLOAD_TYPE, Bundle, encode_bundle, pae

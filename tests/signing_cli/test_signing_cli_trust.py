@@ -11,7 +11,7 @@ import base64
 import json
 from pathlib import Path
 
-from conftest import ARTIFACT, Keys, Run, fails, ok
+from clihelpers import ARTIFACT, Keys, Run, fails, ok
 from sqlalchemy import Engine, delete, func, select
 
 from vault.catalog.schema import signatures, trust_policies, versions
