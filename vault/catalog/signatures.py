@@ -2,7 +2,7 @@
 
 The catalog only *stores* these; it vouches for nothing. A bundle counts when it verifies
 under a key of the trust policy, and the policy counts when a client-pinned admin key signed
-it (see ``vault.signatures``). What this module does guard against is size: a row written by
+it (see ``vault.attestation``). What this module does guard against is size: a row written by
 someone with catalog access could be a gigabyte, so lengths are read with SQL ``length()``
 first and oversized rows are reported as such, never loaded.
 
