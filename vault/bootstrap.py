@@ -22,7 +22,7 @@ from vault import keystore, layout
 from vault.catalog import open_catalog
 from vault.crypto.kdf import RFC9106_LOW_MEMORY, KdfParams
 from vault.crypto.keyring import new_id
-from vault.errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError, UsageError
+from vault.errors import ConfigurationError, ConflictError, NotFoundError, UsageError
 from vault.formats import config as config_format
 from vault.formats.config import ChunkerParams, VaultConfig
 from vault.keycache import KeyCache, Passphrase, passphrase_bytes
@@ -69,12 +69,14 @@ def init_vault(
     pack_size: int = 16 * 1024 * 1024,
     principal: str | None = None,
     client_state: ClientState | None = None,
+    allow_slow_kdf: bool = False,
 ) -> Vault:
     """Create a new vault at ``url`` and return it open.
 
     With ``client_state``, a team catalog URL is pinned for the new vault (see open_vault).
+    KDF parameters far slower than the default need ``allow_slow_kdf`` (see vault.keystore).
     """
-    kdf.check()
+    keystore.refuse_slow_kdf(kdf, allow_slow_kdf=allow_slow_kdf)
     secret = passphrase_bytes(passphrase)
     if not secret:
         raise UsageError("the passphrase must not be empty")
@@ -90,7 +92,7 @@ def init_vault(
     config_format.decode(config_format.encode(config))  # refuse what we could not read back
     catalog = open_catalog(_resolve_catalog_url(url, config, catalog_url))
     catalog.set_info("vault_id", config.vault_id)
-    owner_key = keystore.create_owner(backend, vault_id, secret, kdf)
+    owner_key = keystore.create_owner(backend, vault_id, secret, kdf, allow_slow_kdf=allow_slow_kdf)
     try:
         backend.put(layout.CONFIG, config_format.encode(config))
     except ObjectExistsError:
@@ -110,14 +112,24 @@ def open_vault(
     principal: str | None = None,
     workers: int | None = None,
     client_state: ClientState | None = None,
+    allow_slow_kdf: bool = False,
 ) -> Vault:
-    """Open the existing vault at ``url``. The passphrase is asked for only when needed."""
+    """Open the existing vault at ``url``. The passphrase is asked for only when needed.
+
+    Unlocking tries first the key slot ``client_state`` remembers for this vault, and runs
+    slots with far slower KDF parameters than the default only with ``allow_slow_kdf``.
+    """
     backend = open_backend(url, storage_options)
     try:
         raw = backend.get(layout.CONFIG, max_size=config_format.MAX_SIZE)
-    except IntegrityError:
-        raise ConfigurationError(f"the object at {url}/config is not an mlvault config (too large)") from None
     except NotFoundError:
+        if any(
+            next(iter(backend.list(prefix)), None) for prefix in (layout.KEYS_PREFIX, layout.PACKS_PREFIX)
+        ):
+            raise NotFoundError(
+                f"the vault at {url} holds keys and packs but its config is missing; "
+                "restore the `config` object from a backup (nothing was changed)"
+            ) from None
         raise NotFoundError(f"no vault at {url} (run `mlvault init {url}` to create one)") from None
     config = config_format.decode(raw)
     if catalog_url is None and config.catalog and client_state is not None:
@@ -136,5 +148,11 @@ def open_vault(
     elif stored != config.vault_id:
         catalog.close()
         raise ConfigurationError(f"the catalog belongs to vault {stored}, not to {config.vault_id} at {url}")
-    keys = KeyCache(backend, bytes.fromhex(config.vault_id), passphrase)
+    keys = KeyCache(
+        backend,
+        bytes.fromhex(config.vault_id),
+        passphrase,
+        slot_memory=client_state,
+        allow_slow_kdf=allow_slow_kdf,
+    )
     return Vault(backend, catalog, config, keys, principal=principal, workers=workers)

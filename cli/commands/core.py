@@ -252,6 +252,8 @@ def check(
             output.out.print(f"problem: {problem}", markup=False)
         for damaged in report.damaged_files:
             output.out.print(f"damaged: {damaged}", markup=False)
+        for note in report.notes:
+            output.out.print(f"note: {note}", markup=False)
         verdict = "ok" if report.ok else "DAMAGED"
         output.out.print(
             f"{verdict}: {report.packs_checked} packs, {report.versions_checked} versions"

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import repeat
 
 import zstandard
@@ -219,12 +220,15 @@ class _Walk:
             work = self.packs.setdefault(row.id, _PackWork(row.id, row.ring_id))
             work.row = row
             if self.read_data:
-                work.records.update(self.repo.catalog.pack_chunks(row.id))
+                _guard(self.report.problems, f"pack {row.id}", partial(self._indexed_records, work))
         for work in self.packs.values():
             if work.row is None:
                 self.report.problems.append(
                     f"pack {work.pack_id} holds chunks of versions but the catalog does not list it"
                 )
+
+    def _indexed_records(self, work: _PackWork) -> None:
+        work.records.update(self.repo.catalog.pack_chunks(work.pack_id))
 
     def stored_packs(self) -> None:
         for key in self.repo.backend.list(layout.PACKS_PREFIX):
