@@ -267,6 +267,22 @@ def test_single_file_version_holds_exactly_one_file() -> None:
         refused(manifest.decode, encode(document(entries, root="file")), expect=IntegrityError)
 
 
+def test_single_file_manifest_path_cannot_have_directories() -> None:
+    entry = manifest.FileEntry("escape/authorized_keys", 0, 0o644, bytes(32), ())
+    doc = manifest.Manifest(
+        vault_id="00" * 16,
+        version_id="11" * 16,
+        artifact="team/m",
+        kind="model",
+        root="file",
+        created_at="2026-01-01T00:00:00+00:00",
+        created_by="x",
+        files=(entry,),
+    )
+    with pytest.raises(HostileManifestError):
+        manifest.decode(manifest.encode(doc))
+
+
 def test_huge_entry_count_is_refused() -> None:
     entries = b"[" + b"0," * manifest.MAX_ENTRIES + b"0]"
     plaintext = encode(document([])).replace(b'"entries": []', b'"entries": ' + entries)
