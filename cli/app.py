@@ -81,6 +81,10 @@ RegionOpt = Annotated[str | None, _global("--region", help="AWS region for S3 va
 AllowInsecureHttpOpt = Annotated[
     bool, _global("--allow-insecure-http", help="Allow a plain-http, non-loopback S3 endpoint.")
 ]
+AllowSlowKdfOpt = Annotated[
+    bool,
+    _global("--allow-slow-kdf", help="Create or try key slots whose Argon2 cost exceeds 4x the default."),
+]
 
 # Settings field → (annotation, default), for :func:`global_options`.
 _GLOBAL_OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -91,6 +95,7 @@ _GLOBAL_OPTIONS: dict[str, tuple[Any, Any]] = {
     "profile": (ProfileOpt, None),
     "region": (RegionOpt, None),
     "allow_insecure_http": (AllowInsecureHttpOpt, False),
+    "allow_slow_kdf": (AllowSlowKdfOpt, False),
 }
 _PARAM_PREFIX = "global_"
 
@@ -141,6 +146,7 @@ def main_options(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     allow_insecure_http: AllowInsecureHttpOpt = False,
+    allow_slow_kdf: AllowSlowKdfOpt = False,
 ) -> None:
     """Global options (also accepted after the command); every command also reads mlvault.toml."""
     ctx.obj = handle_errors(resolve)(
@@ -151,6 +157,7 @@ def main_options(
         profile=profile,
         region=region,
         allow_insecure_http=allow_insecure_http,
+        allow_slow_kdf=allow_slow_kdf,
     )
 
 
@@ -210,6 +217,7 @@ def open_vault(ctx: typer.Context) -> vault.Vault:
         catalog_url=settings.catalog,
         storage_options=storage_options(settings),
         client_state=ClientState.default(),
+        allow_slow_kdf=settings.allow_slow_kdf,
     )
 
 
@@ -223,4 +231,5 @@ def init_vault(ctx: typer.Context, path: str, kdf: KdfParams) -> vault.Vault:
         catalog_url=settings.catalog,
         storage_options=storage_options(settings),
         client_state=ClientState.default(),
+        allow_slow_kdf=settings.allow_slow_kdf,
     )

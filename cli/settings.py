@@ -30,6 +30,7 @@ class Settings:
     profile: str | None = None
     region: str | None = None
     allow_insecure_http: bool = False
+    allow_slow_kdf: bool = False
 
     def merged(self, **given: object) -> Settings:
         """These settings with every option that was given (not ``None``, not ``False``) replaced."""

@@ -5,12 +5,18 @@ only when a key is first needed), and the owner key into namespace keyrings. Ope
 that need keys receive this object, never the facade. Future slot kinds (AWS KMS, X25519
 recipients) and identities plug in here: they are other ways to reach the same owner key
 or keyring.
+
+Unlocking is bounded (see :mod:`vault.keystore`): given a :class:`SlotMemory` (the client
+state store), the slot that last opened this vault on this client is tried first and the
+slot that opens it is remembered, so a slot planted in storage cannot go first; slots with
+slow Argon2 parameters run only when the cache was made with ``allow_slow_kdf=True``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from vault import keystore
 from vault.catalog import Catalog
@@ -19,6 +25,18 @@ from vault.errors import AuthenticationError
 from vault.storage import Backend
 
 Passphrase = bytes | str | Callable[[], bytes | str] | None
+
+
+class SlotMemory(Protocol):
+    """Where this client remembers the key slot that last opened each vault (a ClientState)."""
+
+    def last_slot(self, vault_id: str) -> str | None:
+        """The slot id (hex) that last opened ``vault_id``, if any."""
+        ...
+
+    def remember_slot(self, vault_id: str, slot_id: str) -> None:
+        """Remember that ``slot_id`` opened ``vault_id``."""
+        ...
 
 
 def passphrase_bytes(source: Passphrase) -> bytes:
@@ -33,12 +51,21 @@ class KeyCache:
     """Owner key and keyrings of one vault, unlocked lazily and cached (thread-safe)."""
 
     def __init__(
-        self, backend: Backend, vault_id: bytes, passphrase: Passphrase, *, owner_key: bytes | None = None
+        self,
+        backend: Backend,
+        vault_id: bytes,
+        passphrase: Passphrase,
+        *,
+        owner_key: bytes | None = None,
+        slot_memory: SlotMemory | None = None,
+        allow_slow_kdf: bool = False,
     ) -> None:
         self._backend = backend
         self._vault_id = vault_id
         self._passphrase = passphrase
         self._owner_key = owner_key
+        self._slot_memory = slot_memory
+        self._allow_slow_kdf = allow_slow_kdf
         self._keyrings: dict[str, Keyring] = {}
         self._lock = threading.RLock()
 
@@ -51,9 +78,19 @@ class KeyCache:
         """The owner key, unlocking it with the passphrase on first use."""
         with self._lock:
             if self._owner_key is None:
-                secret = passphrase_bytes(self._passphrase)
-                self._owner_key = keystore.open_owner(self._backend, self._vault_id, secret)
+                self._owner_key = self._unlock(passphrase_bytes(self._passphrase))
             return self._owner_key
+
+    def _unlock(self, secret: bytes) -> bytes:
+        vault_id = self._vault_id.hex()
+        memory = self._slot_memory
+        preferred = memory.last_slot(vault_id) if memory is not None else None
+        opened = keystore.open_owner(
+            self._backend, self._vault_id, secret, preferred=preferred, allow_slow_kdf=self._allow_slow_kdf
+        )
+        if memory is not None and opened.slot_id != preferred:
+            memory.remember_slot(vault_id, opened.slot_id)
+        return opened.owner_key
 
     def keyring(self, ring_id: str) -> Keyring:
         """The keyring ``ring_id`` (hex), opened through its owner slot on first use."""

@@ -53,6 +53,8 @@ INPUTS: dict[str, Any] = {
     "salt": _seq(0x40, 16).hex(),
     "passphrase_slot_id": _seq(0xB8, 16).hex(),
     "passphrase_slot_nonce": _seq(0x20, 12).hex(),
+    "owner_slot_v2_nonce": _seq(0x2C, 12).hex(),
+    "passphrase_slot_v2_nonce": _seq(0x38, 12).hex(),
 }
 
 
@@ -167,36 +169,39 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
     vault_id, owner_key = h(inputs["vault_id"]), h(inputs["owner_key"])
     owner_slot_id = h(inputs["owner_slot_id"])
     owner_kek = aead.derive_key(owner_key, owner_slot_id, keyslot.OWNER_INFO)
-    out["owner_slot"] = {
-        "kek": owner_kek.hex(),
-        "slot": keyslot._encode_from_parts(
-            keyslot.KIND_OWNER,
-            vault_id,
-            ring_id,
-            owner_slot_id,
-            owner_kek,
-            secret,
-            nonce=h(inputs["owner_slot_nonce"]),
-        ).hex(),
-    }
-
     kdf = KdfParams(*inputs["kdf"])
     salt = h(inputs["salt"])
     pass_kek = stretch(inputs["passphrase"].encode(), salt, kdf)
-    out["passphrase_slot"] = {
-        "kek": pass_kek.hex(),
-        "slot": keyslot._encode_from_parts(
-            keyslot.KIND_PASSPHRASE,
-            vault_id,
-            b"\0" * 16,
-            h(inputs["passphrase_slot_id"]),
-            pass_kek,
-            owner_key,
-            kdf=kdf,
-            salt=salt,
-            nonce=h(inputs["passphrase_slot_nonce"]),
-        ).hex(),
-    }
+    # Slot format version 1 (no checksum) stays readable; version 2 appends a checksum.
+    for section, version in (("", 1), ("_v2", 2)):
+        out[f"owner_slot{section}"] = {
+            "kek": owner_kek.hex(),
+            "slot": keyslot._encode_from_parts(
+                keyslot.KIND_OWNER,
+                vault_id,
+                ring_id,
+                owner_slot_id,
+                owner_kek,
+                secret,
+                nonce=h(inputs[f"owner_slot{section}_nonce"]),
+                version=version,
+            ).hex(),
+        }
+        out[f"passphrase_slot{section}"] = {
+            "kek": pass_kek.hex(),
+            "slot": keyslot._encode_from_parts(
+                keyslot.KIND_PASSPHRASE,
+                vault_id,
+                b"\0" * 16,
+                h(inputs["passphrase_slot_id"]),
+                pass_kek,
+                owner_key,
+                kdf=kdf,
+                salt=salt,
+                nonce=h(inputs[f"passphrase_slot{section}_nonce"]),
+                version=version,
+            ).hex(),
+        }
 
     out["config"] = config_format.encode(config_format.VaultConfig(inputs["vault_id"])).decode()
     return out

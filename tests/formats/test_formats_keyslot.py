@@ -2,12 +2,18 @@
 
 Key slot layout (offsets): magic 0-3, version 4, kind 5, vault id 6-21, ring id 22-37,
 slot id 38-53, params length 54-55, params (passphrase: salt 16 | time u32 | memory KiB u32
-| parallelism u8), nonce 12 B, ciphertext length u32, ciphertext. The owner slot therefore
+| parallelism u8), nonce 12 B, ciphertext length u32, ciphertext, and in version 2 a
+16-byte checksum (truncated SHA-256 of everything before it). The owner slot therefore
 has its nonce at 56 and its ciphertext at 72; the passphrase slot at 81 and 97.
+
+The golden version 1 slots are tampered field by field here (only the AEAD can tell);
+``test_formats_keyslot_v2.py`` checks that version 2 reports every flipped bit, truncation
+and splice as damage in decode.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import time
 import traceback
@@ -58,6 +64,12 @@ def innermost_frame(exc: BaseException) -> traceback.FrameSummary:
     return traceback.extract_tb(exc.__traceback__)[-1]
 
 
+def rechecksummed(data: bytes) -> bytes:
+    """A version 2 slot whose checksum was recomputed over its (edited) body, as an attacker would."""
+    body = data[: -keyslot.CHECKSUM_SIZE]
+    return body + hashlib.sha256(body).digest()[:16]
+
+
 # -- owner slots ------------------------------------------------------------------------------
 
 
@@ -99,17 +111,34 @@ def test_owner_slot_truncation_and_extension_are_refused(owner_slot: bytes) -> N
         refused(keyslot.decode, owner_slot + extra, expect=IntegrityError)
 
 
+@pytest.mark.parametrize("version", [1, 2])
 def test_slot_spliced_onto_another_slots_header_is_refused(
-    inputs: dict[str, Any], ring: Keyring, vectors: dict[str, Any]
+    inputs: dict[str, Any], ring: Keyring, vectors: dict[str, Any], version: int
 ) -> None:
     owner_key, secret = h(inputs["owner_key"]), h(vectors["keyring"]["secret"])
     slots = []
     for slot_id in (b"\1" * 16, b"\2" * 16):
         kek = aead.derive_key(owner_key, slot_id, keyslot.OWNER_INFO)
         vault_id = h(inputs["vault_id"])
-        slots.append(keyslot.encode(keyslot.KIND_OWNER, vault_id, ring.ring_id, slot_id, kek, secret))
+        slots.append(
+            keyslot._encode_from_parts(
+                keyslot.KIND_OWNER,
+                vault_id,
+                ring.ring_id,
+                slot_id,
+                kek,
+                secret,
+                nonce=b"\0" * 12,
+                version=version,
+            )
+        )
     aad_len = len(keyslot.decode(slots[0]).aad)
     spliced = slots[0][:aad_len] + slots[1][aad_len:]
+    if version == 2:
+        # The checksum catches the splice as damage; recomputed, the AEAD still refuses it.
+        err = refused(keyslot.decode, spliced, expect=IntegrityError)
+        assert "damaged" in str(err)
+        spliced = rechecksummed(spliced)
     refused(open_owner_slot, spliced, owner_key, ring.ring_id, expect=DecryptionError)
     assert open_owner_slot(slots[1], owner_key, ring.ring_id) == ring
 
@@ -139,7 +168,7 @@ def test_owner_slot_relabelled_as_passphrase_is_refused(owner_slot: bytes) -> No
     assert "malformed" in str(err)
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])
 def test_unknown_version_in_a_stored_slot_is_tampering(owner_slot: bytes, version: int) -> None:
     err = refused(keyslot.decode, put(owner_slot, 4, bytes([version])), expect=IntegrityError)
     assert "version" in str(err) and str(err).endswith(ALTERED)

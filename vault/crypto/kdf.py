@@ -4,6 +4,13 @@ The defaults are RFC 9106's second recommended ("low-memory") profile: t=3, m=64
 Parameters are always passed explicitly; tests pass cheap ones. On unwrap the stored
 parameters are checked against caps so that a hostile key slot cannot make us allocate
 unbounded memory or spin for hours.
+
+Within the caps, cost is bounded once more relative to what this client creates by default
+(:data:`RFC9106_LOW_MEMORY`): parameters that ask for more than :data:`SLOW_FACTOR` times its
+memory, or its work (time cost × memory), are "slow". ``init`` refuses to create them and
+unlock refuses to run them unless the user explicitly allows slow KDFs, and one unlock spends
+at most :data:`UNLOCK_BUDGET` of work over all the slots it tries. A planted slot can then cost
+a few seconds, never 16 slots × 1 GiB.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ MAX_TIME_COST = 16
 MAX_MEMORY_KIB = 1024 * 1024  # 1 GiB
 MAX_PARALLELISM = 16
 SALT_SIZE = 16
+SLOW_FACTOR = 4  # more than this many times the default's memory or work is "slow"
+UNLOCK_BUDGET_FACTOR = 16  # one unlock runs at most this many default-cost KDFs' worth of work
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,27 @@ class KdfParams:
         """Weaker than the RFC 9106 low-memory profile."""
         return self.memory_kib < 64 * 1024 or self.time_cost < 3
 
+    @property
+    def work(self) -> int:
+        """Argon2 work in KiB-passes (time cost × memory): what one run costs in CPU time."""
+        return self.time_cost * self.memory_kib
+
+    @property
+    def is_slow(self) -> bool:
+        """More than :data:`SLOW_FACTOR` × the default's memory or work."""
+        return (
+            self.memory_kib > SLOW_FACTOR * RFC9106_LOW_MEMORY.memory_kib
+            or self.work > SLOW_FACTOR * RFC9106_LOW_MEMORY.work
+        )
+
+    def describe(self) -> str:
+        """``t=3, m=64 MiB, p=4``, for messages."""
+        memory = f"{self.memory_kib // 1024} MiB" if self.memory_kib % 1024 == 0 else f"{self.memory_kib} KiB"
+        return f"t={self.time_cost}, m={memory}, p={self.parallelism}"
+
 
 RFC9106_LOW_MEMORY = KdfParams()
+UNLOCK_BUDGET = UNLOCK_BUDGET_FACTOR * RFC9106_LOW_MEMORY.work
 
 
 def stretch(passphrase: bytes, salt: bytes, params: KdfParams) -> bytes:

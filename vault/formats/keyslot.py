@@ -2,8 +2,15 @@
 
 Layout (big-endian)::
 
-    magic "MLVS" | version u8 = 1 | kind u8 | vault id 16 B | ring id 16 B | slot id 16 B
+    magic "MLVS" | version u8 = 2 | kind u8 | vault id 16 B | ring id 16 B | slot id 16 B
     | params length u16 | params | nonce 12 B | ciphertext length u32 | ciphertext
+    | checksum 16 B                                                   (version 2 only)
+
+Version 2 appends a checksum, the first 16 bytes of SHA-256 over every preceding byte. It is
+not a MAC and keeps no secret: it tells accidental damage (a flipped bit, a torn write) apart
+from a wrong passphrase, which the AEAD alone cannot. Whoever rewrites a slot on purpose can
+recompute it, and then meets the AEAD. New slots are written as version 2; version 1 slots
+(no checksum) stay readable.
 
 kind 1 ``passphrase``: params = salt 16 B | time cost u32 | memory KiB u32 | parallelism u8;
     KEK = Argon2id(passphrase, salt, params). Parameters outside the caps in
@@ -18,6 +25,8 @@ that slot, never data.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from dataclasses import dataclass
 
@@ -27,7 +36,9 @@ from vault.errors import IntegrityError
 from vault.formats import ALTERED
 
 MAGIC = b"MLVS"
-VERSION = 1
+VERSION = 2  # what encode() writes
+VERSIONS = (1, 2)  # what decode() reads
+CHECKSUM_SIZE = 16
 KIND_PASSPHRASE = 1
 KIND_OWNER = 2
 INFO = b"mlvault/keyslot/v1"
@@ -52,6 +63,7 @@ class KeySlot:
     aad: bytes
     nonce: bytes
     ciphertext: bytes
+    version: int = VERSION
 
 
 def encode(
@@ -82,10 +94,13 @@ def _encode_from_parts(
     kdf: KdfParams | None = None,
     salt: bytes | None = None,
     nonce: bytes,
+    version: int = VERSION,
 ) -> bytes:
-    """:func:`encode` with the nonce given: the seam for known-answer vectors, never for storage."""
+    """:func:`encode` with the nonce (and format version) given: the seam for known-answer vectors."""
     if len(nonce) != aead.NONCE_SIZE:
         raise ValueError("a key slot nonce is 12 bytes")
+    if version not in VERSIONS:
+        raise ValueError(f"unknown key slot format version {version}")
     if kind == KIND_PASSPHRASE:
         if kdf is None or salt is None or len(salt) != SALT_SIZE:
             raise ValueError("passphrase slots need KDF parameters and a 16-byte salt")
@@ -94,23 +109,36 @@ def _encode_from_parts(
         params = b""
     else:
         raise ValueError(f"unknown slot kind {kind}")
-    aad = PREFIX.pack(MAGIC, VERSION, kind, vault_id, ring_id, slot_id, len(params)) + params
+    aad = PREFIX.pack(MAGIC, version, kind, vault_id, ring_id, slot_id, len(params)) + params
     aad += TAIL.pack(nonce, len(secret) + aead.TAG_SIZE)
     key = aead.derive_key(kek, slot_id, INFO)
-    return aad + aead.seal(key, nonce, secret, aad)
+    body = aad + aead.seal(key, nonce, secret, aad)
+    return body + checksum(body) if version >= 2 else body
+
+
+def checksum(body: bytes) -> bytes:
+    """The version 2 checksum of ``body`` (everything before it): truncated SHA-256, not a MAC."""
+    return hashlib.sha256(body).digest()[:CHECKSUM_SIZE]
 
 
 def decode(data: bytes) -> KeySlot:
-    """Parse a key slot without opening it."""
+    """Parse a key slot without opening it; IntegrityError if it is malformed or damaged."""
     if len(data) < PREFIX.size:
         raise IntegrityError("key slot truncated")
     magic, version, kind, vault_id, ring_id, slot_id, params_len = PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise IntegrityError("not a key slot (bad magic)")
-    if version != VERSION:
+    if version not in VERSIONS:
         raise IntegrityError(
             f"key slot format version {version} is not one this vault's format writes{ALTERED}"
         )
+    if version >= 2:
+        # Checked before any field is believed: a damaged slot is reported as damaged.
+        if len(data) < PREFIX.size + CHECKSUM_SIZE:
+            raise IntegrityError("key slot truncated")
+        data, stored = data[:-CHECKSUM_SIZE], data[-CHECKSUM_SIZE:]
+        if not hmac.compare_digest(stored, checksum(data)):
+            raise IntegrityError("key slot damaged: its checksum does not match")
     if params_len > MAX_PARAMS:
         raise IntegrityError("key slot parameters too long")
     pos = PREFIX.size
@@ -135,7 +163,7 @@ def decode(data: bytes) -> KeySlot:
     pos += TAIL.size
     if not aead.TAG_SIZE <= ct_len <= MAX_SECRET + aead.TAG_SIZE or len(data) != pos + ct_len:
         raise IntegrityError("key slot length out of range")
-    return KeySlot(kind, vault_id, ring_id, slot_id, kdf, salt, data[:pos], nonce, data[pos:])
+    return KeySlot(kind, vault_id, ring_id, slot_id, kdf, salt, data[:pos], nonce, data[pos:], version)
 
 
 def unwrap(slot: KeySlot, kek: bytes) -> bytes:
