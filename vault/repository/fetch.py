@@ -16,7 +16,7 @@ import zstandard
 from vault import layout
 from vault.catalog import ChunkLocation
 from vault.crypto.keyring import Keyring
-from vault.errors import ConfigurationError, IntegrityError, NotFoundError
+from vault.errors import IntegrityError, NotFoundError
 from vault.formats import chunk as chunk_format
 from vault.formats.manifest import FileEntry
 from vault.storage import Backend
@@ -50,12 +50,7 @@ class ChunkFetcher:
         plaintexts = []
         for chunk_id, where in run:
             record = blob[where.offset - start : where.offset - start + where.length]
-            try:
-                plaintexts.append(chunk_format.decode(record, self._keyring, chunk_id, decompressor))
-            except ConfigurationError as exc:
-                # The vault's config pins the format, so a record the index points at that claims an
-                # unknown version or suite was altered (a flipped byte): integrity, not configuration.
-                raise IntegrityError(f"chunk record damaged ({exc})") from exc
+            plaintexts.append(chunk_format.decode(record, self._keyring, chunk_id, decompressor))
         return plaintexts
 
     def submit(self, run: list[tuple[bytes, ChunkLocation]]) -> Future[list[bytes]]:
