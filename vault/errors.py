@@ -13,7 +13,8 @@ its user-facing message style and its process exit code; the CLI prints
     ├── NotFoundError                 exit 3   vault, artifact, version, tag, object, key
     ├── AuthenticationError           exit 4   wrong passphrase, no key slot this user can open
     ├── IntegrityError                exit 5   tampering, corruption, truncation, wrong object
-    │   └── DecryptionError           exit 5   an AEAD open failed (deliberately opaque)
+    │   ├── DecryptionError           exit 5   an AEAD open failed (deliberately opaque)
+    │   └── CatalogDamagedError       exit 5   the catalog database is corrupt or not a database
     ├── DestinationExistsError        exit 6   pull target already exists
     ├── StorageUnavailableError       exit 7   backend unreachable, throttled past retries, denied
     ├── ConfigurationError            exit 8   unsupported format/version/schema, bad vault config
@@ -68,6 +69,10 @@ class DecryptionError(IntegrityError):
 
     def __init__(self, message: str = "decryption failed: the data is corrupt or was tampered with") -> None:
         super().__init__(message)
+
+
+class CatalogDamagedError(IntegrityError):
+    """The catalog database is corrupt, truncated, or not a database at all."""
 
 
 class DestinationExistsError(MlvaultError):

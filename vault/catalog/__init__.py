@@ -5,16 +5,13 @@ transactions with no I/O to storage inside them. Version numbers are allocated i
 same transaction that inserts the version: the artifact row is locked (``FOR UPDATE`` on
 PostgreSQL; SQLite transactions start ``IMMEDIATE`` and so are serialized), the next
 number is max + 1, and a unique constraint on (artifact, number) backs it up with a retry.
+
+Nothing read from the database is trusted: values are checked at this boundary
+(:mod:`vault.catalog.values`), and a corrupt database is a ``CatalogDamagedError``
+(:mod:`vault.catalog.engine`).
 """
 
-from vault.catalog.catalog import (
-    ArtifactRow,
-    Catalog,
-    ChunkLocation,
-    NewVersion,
-    PackRow,
-    VersionRow,
-    open_catalog,
-)
+from vault.catalog.catalog import Catalog, open_catalog
+from vault.catalog.rows import ArtifactRow, ChunkLocation, NewVersion, PackRow, VersionRow
 
 __all__ = ["ArtifactRow", "Catalog", "ChunkLocation", "NewVersion", "PackRow", "VersionRow", "open_catalog"]
