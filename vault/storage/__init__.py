@@ -31,14 +31,6 @@ class StorageOptions:
     tuning: S3Tuning | None = None  # retries, timeouts, concurrency; None means S3Tuning's defaults
 
 
-def is_remote(url: str) -> bool:
-    """True for URLs whose storage is not a local directory.
-
-    Deprecated for capabilities: ask the backend (``Backend.upload_concurrency``) instead.
-    """
-    return urlparse(url).scheme in {"s3", "memory"}
-
-
 def open_backend(url: str, options: StorageOptions | None = None, *, create: bool = False) -> Backend:
     """Return the backend for ``url``; ``create`` makes a missing local directory."""
     options = options or StorageOptions()
