@@ -132,10 +132,17 @@ def open_vault(
             ) from None
         raise NotFoundError(f"no vault at {url} (run `mlvault init {url}` to create one)") from None
     config = config_format.decode(raw)
-    if catalog_url is None and config.catalog and client_state is not None:
-        client_state.pin_catalog(config.vault_id, config.catalog)
+    # A catalog URL from storage may only open an existing catalog of this vault, and is
+    # pinned only once that worked; a different pinned URL is refused before connecting.
+    from_storage = config.catalog if catalog_url is None else None
+    if from_storage and client_state is not None:
+        pinned = client_state.pinned_catalog(config.vault_id)
+        if pinned is not None and pinned != from_storage:
+            client_state.pin_catalog(config.vault_id, from_storage)  # raises, naming both
     resolved = _resolve_catalog_url(url, config, catalog_url)
-    catalog = open_catalog(resolved)
+    catalog = open_catalog(resolved, only_for_vault=config.vault_id if from_storage else None)
+    if from_storage and client_state is not None:
+        client_state.pin_catalog(config.vault_id, from_storage)
     stored = catalog.get_info("vault_id")
     if stored is None:
         if next(iter(backend.list(layout.MANIFESTS_PREFIX)), None) is not None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine
+from sqlalchemy import URL, Engine, select
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
 
 from vault.catalog import migrate
 from vault.catalog.chunks import ChunkIndex
@@ -25,15 +26,29 @@ from vault.catalog.engine import create_catalog_engine, parse_url, shown
 from vault.catalog.info import VaultInfo
 from vault.catalog.keyrings import KeyringIndex
 from vault.catalog.rows import ArtifactRow, ChunkLocation, NewVersion, PackRow, VersionRow
+from vault.catalog.schema import vault_info
 from vault.catalog.versions import VersionIndex
-from vault.errors import IntegrityError, StorageUnavailableError
+from vault.errors import ConfigurationError, IntegrityError, StorageUnavailableError
 
 
-def open_catalog(url: str) -> Catalog:
-    """Connect to the catalog at ``url`` and upgrade its schema if it is older."""
+def open_catalog(url: str, *, only_for_vault: str | None = None) -> Catalog:
+    """Connect to the catalog at ``url`` and upgrade its schema if it is older.
+
+    With ``only_for_vault`` (a URL that came from storage, not from the user) the catalog
+    must already exist and carry that vault id: nothing is created and no migration runs
+    on a database that is not this vault's. SQLite URLs are refused outright then, since
+    connecting to a SQLite path creates the file.
+    """
     parsed = parse_url(url)
+    if only_for_vault is not None and parsed.get_backend_name() == "sqlite":
+        raise ConfigurationError(
+            f"the vault's stored config names the SQLite catalog {shown(parsed)}; a catalog URL from "
+            "storage is never followed to a local file (pass --catalog to use it)"
+        )
     engine = create_catalog_engine(parsed)
     try:
+        if only_for_vault is not None:
+            _require_vault(engine, parsed, only_for_vault)
         migrate.upgrade(engine)
     except sa_exc.OperationalError as exc:
         engine.dispose()
@@ -42,6 +57,22 @@ def open_catalog(url: str) -> Catalog:
         engine.dispose()
         raise
     return Catalog(engine)
+
+
+def _require_vault(engine: Engine, parsed: URL, vault_id: str) -> None:
+    """Refuse a database that does not already say it is the catalog of ``vault_id``."""
+    try:
+        with engine.connect() as conn:
+            stored = None
+            if sa_inspect(conn).has_table(vault_info.name):
+                stored = conn.scalar(select(vault_info.c.value).where(vault_info.c.key == "vault_id"))
+    except sa_exc.OperationalError as exc:
+        raise StorageUnavailableError(f"cannot reach the catalog at {shown(parsed)}: {exc.orig}") from exc
+    if stored != vault_id:
+        raise ConfigurationError(
+            f"the catalog {shown(parsed)} named by the vault's stored config is not the catalog of vault "
+            f"{vault_id}; nothing was created or migrated there (pass --catalog to choose one)"
+        )
 
 
 class Catalog:

@@ -66,6 +66,10 @@ class ClientState:
         """Pin ``catalog_url`` for ``vault_id`` on first use; ``ConfigurationError`` on a different one."""
         self.catalog_pins.pin(vault_id, catalog_url)
 
+    def pinned_catalog(self, vault_id: str) -> str | None:
+        """The catalog URL pinned for ``vault_id``, if any (pins nothing)."""
+        return self.catalog_pins.pinned(vault_id)
+
     def last_slot(self, vault_id: str) -> str | None:
         """The key slot id that last opened ``vault_id`` on this client."""
         return self.slots.last(vault_id)

@@ -47,6 +47,11 @@ class CatalogPins:
             path, what="catalog pin file", empty=dict, validate=_validate_catalog_pins, indent=1
         )
 
+    def pinned(self, vault_id: str) -> str | None:
+        """The URL pinned for ``vault_id``, or None."""
+        value = self.file.read().get(vault_id)
+        return value if isinstance(value, str) else None
+
     def pin(self, vault_id: str, catalog_url: str) -> None:
         """Pin ``catalog_url`` for ``vault_id`` on first use; ``ConfigurationError`` on a different one."""
         pinned = self.file.read().get(vault_id)
