@@ -24,12 +24,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 import vault
-from cli import output
-from cli.settings import Settings, passphrase_reader, require_vault, resolve
 from vault.clientstate import ClientState
 from vault.crypto.kdf import KdfParams
 from vault.errors import MlvaultError
 from vault.storage import StorageOptions
+
+from . import output
+from .settings import Settings, passphrase_reader, require_vault, resolve
 
 app = typer.Typer(
     name="mlvault",

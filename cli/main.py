@@ -11,9 +11,9 @@ import sys
 
 import typer
 
-from cli import output
-from cli.app import app, one_line
-from cli.commands import core, keys, sign, signature, trust
+from . import output
+from .app import app, one_line
+from .commands import core, keys, sign, signature, trust
 
 __all__ = ["app", "main"]
 _MOUNTED = (core, keys, sign, signature, trust)

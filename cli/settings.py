@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.secrets import read_secret
 from vault.errors import ConfigurationError, UsageError
+
+from .secrets import read_secret
 
 PASSPHRASE_ENV = "MLVAULT_PASSPHRASE"  # noqa: S105 — the variable's name, not a secret
 

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli import output
-from cli.secrets import read_secret
 from vault.clientstate import ClientState
+
+from . import output
+from .secrets import read_secret
 
 if TYPE_CHECKING:
     from vault.attestation import PullVerifier, SignatureService

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, inspect, text
 
-import migrations
+import mlvault_migrations as migrations
 from vault.catalog import open_catalog
 from vault.catalog.migrate import head_revision
 

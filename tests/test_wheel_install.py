@@ -7,6 +7,7 @@ every module ship inside the wheel and that nothing imports from the source tree
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -20,6 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_wheel_install_init_push_pull(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
+    # Build from a copy of the sources: a stale build/ in a developer's checkout would leak
+    # modules that no longer exist into the wheel.
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     subprocess.run(
         [
             sys.executable,
@@ -31,7 +42,7 @@ def test_wheel_install_init_push_pull(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(dist),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         cwd=tmp_path,
@@ -45,13 +56,21 @@ def test_wheel_install_init_push_pull(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     where = subprocess.run(
-        [py, "-c", "import vault, migrations; print(vault.__file__); print(migrations.__file__)"],
+        [
+            py,
+            "-c",
+            "import sysconfig, vault, mlvault_cli, mlvault_migrations; print(sysconfig.get_path('purelib')); "
+            "print(vault.__file__); print(mlvault_cli.__file__); print(mlvault_migrations.__file__)",
+        ],
         check=True,
         cwd=work,
         capture_output=True,
         text=True,
     ).stdout.split()
     assert all(str(env_dir) in p for p in where), where
+    site = Path(where[0])
+    # Generic top-level names would collide with other distributions' packages.
+    assert not (site / "cli").exists() and not (site / "migrations").exists(), sorted(os.listdir(site))
 
     (work / "model").mkdir()
     payload = os.urandom(300_000)

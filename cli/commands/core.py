@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli import output
-from cli.app import JsonOpt, QuietOpt, app, global_options, handle_errors, init_vault, open_vault
-from cli.output import emit_json, human_size, progress_bar
-from cli.verification import pull_verifier, report_pull_verification
 from vault.crypto.kdf import KdfParams
 from vault.errors import UsageError
+
+from .. import output
+from ..app import JsonOpt, QuietOpt, app, global_options, handle_errors, init_vault, open_vault
+from ..output import emit_json, human_size, progress_bar
+from ..verification import pull_verifier, report_pull_verification
 
 
 def _parse_meta(items: list[str]) -> dict[str, str]:

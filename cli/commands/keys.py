@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli import output
-from cli.app import JsonOpt, app, global_options, handle_errors
-from cli.output import emit_json
-from cli.verification import KeyPassphraseFileOpt, key_passphrase, signing_keys
 from vault.crypto.kdf import KdfParams
 from vault.errors import UsageError
+
+from .. import output
+from ..app import JsonOpt, app, global_options, handle_errors
+from ..output import emit_json
+from ..verification import KeyPassphraseFileOpt, key_passphrase, signing_keys
 
 key_app = typer.Typer(
     help="Signing keys (ECDSA P-256) in the mlvault config directory.", no_args_is_help=True

@@ -11,11 +11,12 @@ from typing import Annotated
 
 import typer
 
-from cli import output
-from cli.app import JsonOpt, app, global_options, handle_errors, open_vault, settings_of
-from cli.output import emit_json
-from cli.verification import KeyPassphraseFileOpt, local_signer, note_pin, signature_service
 from vault.errors import UsageError
+
+from .. import output
+from ..app import JsonOpt, app, global_options, handle_errors, open_vault, settings_of
+from ..output import emit_json
+from ..verification import KeyPassphraseFileOpt, local_signer, note_pin, signature_service
 
 
 @app.command()

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from cli import output
-from cli.app import app, global_options, handle_errors, open_vault
-from cli.verification import signature_service
 from vault.errors import DestinationExistsError, UsageError
+
+from .. import output
+from ..app import app, global_options, handle_errors, open_vault
+from ..verification import signature_service
 
 signature_app = typer.Typer(help="Signatures stored in the vault.", no_args_is_help=True)
 app.add_typer(signature_app, name="signature")

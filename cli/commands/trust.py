@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from cli import output
-from cli.app import JsonOpt, app, global_options, handle_errors, open_vault
-from cli.output import emit_json
-from cli.verification import KeyPassphraseFileOpt, local_signer, note_pin, signature_service
+from .. import output
+from ..app import JsonOpt, app, global_options, handle_errors, open_vault
+from ..output import emit_json
+from ..verification import KeyPassphraseFileOpt, local_signer, note_pin, signature_service
 
 if TYPE_CHECKING:
     from vault.attestation import PolicyView

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner, Result
 
-from cli.main import app
+from mlvault_cli.main import app
 from vault import errors
 
 PASSPHRASE = "cli test passphrase"

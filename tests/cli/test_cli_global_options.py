@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from cli.main import app
-from cli.secrets import MAX_SECRET_BYTES
+from mlvault_cli.main import app
+from mlvault_cli.secrets import MAX_SECRET_BYTES
 
 PASSPHRASE = "global options passphrase"
 FAST_KDF = ["--kdf-time", "1", "--kdf-memory-mib", "1", "--kdf-parallelism", "1"]

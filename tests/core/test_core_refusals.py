@@ -26,9 +26,9 @@ from vault.errors import (
 from vault.formats import manifest as manifest_format
 from vault.formats import sealed
 from vault.formats.manifest import DirEntry, FileEntry, Manifest
+from vault.layout import manifest_key
 from vault.repository.fetch import ChunkFetcher
 from vault.repository.materialize import materialize
-from vault.layout import manifest_key
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from corehelpers import CHEAP_KDF, PASSPHRASE
 from typer.testing import CliRunner
 
 import vault
-from cli.main import app
+from mlvault_cli.main import app
 from vault import layout
 from vault.errors import IntegrityError
 from vault.formats import ALTERED

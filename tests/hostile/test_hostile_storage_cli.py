@@ -421,5 +421,3 @@ def test_a_catalog_driver_that_is_not_installed_names_the_extra(scratch: Scratch
         pass
     outcome = scratch.run("--catalog", "postgresql+pg8000://u@127.0.0.1/x", "init", "v3", *FAST_KDF)
     _assert_refused(outcome, 8, "mlvault[postgres]")
-
-

@@ -27,7 +27,7 @@ from e2ehelpers import FAKE_CREDENTIALS, MLVAULT, PASSPHRASE, REGION
 from faultproxy import FaultProxy
 from typer.testing import CliRunner, Result
 
-from cli.main import app
+from mlvault_cli.main import app
 
 if TYPE_CHECKING:
     pass

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, create_engine
 from typer.testing import CliRunner, Result
 
-from cli.main import app
+from mlvault_cli.main import app
 from vault.catalog.signatures import SignatureCatalog
 from vault.signing.keys import generate_private_key, public_key_pem, save_private_key
 

@@ -24,7 +24,7 @@ def _mlvault_command() -> list[str]:
     script = Path(sys.executable).with_name("mlvault")
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-c", "from cli.main import main; main()"]
+    return [sys.executable, "-c", "from mlvault_cli.main import main; main()"]
 
 
 def test_key_new_export_list(run: Run, vault_ready: str, clean_environment: Path) -> None:
@@ -113,7 +113,7 @@ def deployed(run: Run, vault_ready: str, keys: Keys, tmp_path: Path) -> tuple[Pa
 
 _PROBE = """
 import json, sys
-from cli.main import main
+from mlvault_cli.main import main
 HEAVY = ("sqlalchemy", "boto3", "botocore", "alembic", "vault.service", "vault.catalog")
 sys.argv = ["mlvault", *sys.argv[1:]]
 try:

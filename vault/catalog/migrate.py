@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-import migrations
+import mlvault_migrations as migrations
 from vault.errors import CatalogTooNewError
 
 if TYPE_CHECKING:
