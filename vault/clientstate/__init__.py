@@ -7,9 +7,10 @@ The directory is ``$MLVAULT_CONFIG_DIR`` if set, else the platform's user config
     pins.json            trust-policy admin keys and policy serials      (pins.TrustPins)
     unlock-slots.json    vault id → key slot that last opened it         (pins.SlotMemory)
     keys/NAME.key|.pub   named signing keys                              (signing_keys.SigningKeys)
+    identities/NAME.id|.pub  identities: X25519 + ECDSA P-256 key pairs  (identities.Identities)
 
 Every JSON file goes through one :class:`~vault.clientstate.jsonfile.JsonFile`: size-capped
-reads, ``flock``-ed read-modify-write, atomic replace. Identities will live here next.
+reads, ``flock``-ed read-modify-write, atomic replace.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import platformdirs
 from vault.clientstate.pins import CatalogPins, SlotMemory, TrustPins
 
 if TYPE_CHECKING:
+    from vault.clientstate.identities import Identities
     from vault.clientstate.signing_keys import SigningKeys
 
 CONFIG_DIR_ENV = "MLVAULT_CONFIG_DIR"
@@ -61,6 +63,12 @@ class ClientState:
         from vault.clientstate.signing_keys import SigningKeys
 
         return SigningKeys(self.keys_dir)
+
+    def identities(self) -> Identities:
+        """The identities of this client, in ``identities/`` (imports the key stack only when asked for)."""
+        from vault.clientstate.identities import Identities
+
+        return Identities(self.root / "identities")
 
     def pin_catalog(self, vault_id: str, catalog_url: str) -> None:
         """Pin ``catalog_url`` for ``vault_id`` on first use; ``ConfigurationError`` on a different one."""
