@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import zstandard
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from vault.crypto import aead
+from vault.crypto import aead, recipient
 from vault.crypto.kdf import KdfParams, stretch
 from vault.crypto.keyring import Keyring
 from vault.formats import chunk, keyslot, manifest, pack, sealed
 from vault.formats import config as config_format
 from vault.formats import keyring as keyring_format
+from vault.formats.keyslot_kinds import KmsParams, RecipientParams
 
 HERE = Path(__file__).parent
 
@@ -55,6 +57,16 @@ INPUTS: dict[str, Any] = {
     "passphrase_slot_nonce": _seq(0x20, 12).hex(),
     "owner_slot_v2_nonce": _seq(0x2C, 12).hex(),
     "passphrase_slot_v2_nonce": _seq(0x38, 12).hex(),
+    # X25519 private keys of RFC 7748 section 6.1 (Bob: the identity, Alice: the ephemeral).
+    "x25519_identity": "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+    "x25519_ephemeral": "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+    "x25519_slot_id": _seq(0x1A, 16).hex(),
+    "x25519_slot_nonce": _seq(0x44, 12).hex(),
+    "kms_key_id": "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "kms_blob": _seq(0x00, 184).hex(),  # stands in for a KMS CiphertextBlob: opaque to the format
+    "kms_data_key": _seq(0xD8, 32).hex(),
+    "kms_slot_id": _seq(0x2A, 16).hex(),
+    "kms_slot_nonce": _seq(0x54, 12).hex(),
 }
 
 
@@ -203,8 +215,56 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
             ).hex(),
         }
 
+    out.update(_kind_slots(inputs, secret))
     out["config"] = config_format.encode(config_format.VaultConfig(inputs["vault_id"])).decode()
     return out
+
+
+def _kind_slots(inputs: dict[str, Any], keyring_secret: bytes) -> dict[str, Any]:
+    """The x25519 slot (a keyring wrapped to a recipient) and the aws-kms slot (the owner key)."""
+    h = bytes.fromhex
+    vault_id, ring_id = h(inputs["vault_id"]), h(inputs["ring_id"])
+    identity = X25519PrivateKey.from_private_bytes(h(inputs["x25519_identity"]))
+    ephemeral = X25519PrivateKey.from_private_bytes(h(inputs["x25519_ephemeral"]))
+    recipient_pub = recipient.public_bytes(identity)
+    ephemeral_pub, x_kek = recipient._wrap_from_parts(recipient_pub, ephemeral)
+    params = RecipientParams(ephemeral_pub, recipient.fingerprint(recipient_pub))
+    x_slot_id = h(inputs["x25519_slot_id"])
+    x_slot = keyslot._encode_from_parts(
+        keyslot.KIND_X25519,
+        vault_id,
+        ring_id,
+        x_slot_id,
+        x_kek,
+        keyring_secret,
+        recipient=params,
+        nonce=h(inputs["x25519_slot_nonce"]),
+    )
+    kms_slot_id, kms_kek = h(inputs["kms_slot_id"]), h(inputs["kms_data_key"])
+    kms_slot = keyslot._encode_from_parts(
+        keyslot.KIND_AWS_KMS,
+        vault_id,
+        b"\0" * 16,
+        kms_slot_id,
+        kms_kek,
+        h(inputs["owner_key"]),
+        kms=KmsParams(inputs["kms_key_id"], h(inputs["kms_blob"])),
+        nonce=h(inputs["kms_slot_nonce"]),
+    )
+    return {
+        "x25519_slot_v2": {
+            "recipient_pub": recipient_pub.hex(),
+            "ephemeral_pub": ephemeral_pub.hex(),
+            "shared_secret": ephemeral.exchange(identity.public_key()).hex(),
+            "kek": x_kek.hex(),
+            "slot": x_slot.hex(),
+        },
+        "aws_kms_slot_v2": {
+            "encryption_context": keyslot.kms_encryption_context_for(vault_id, b"\0" * 16, kms_slot_id),
+            "kek": kms_kek.hex(),
+            "slot": kms_slot.hex(),
+        },
+    }
 
 
 def main() -> None:
