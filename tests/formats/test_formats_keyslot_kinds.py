@@ -207,6 +207,23 @@ def test_new_kinds_exist_only_in_format_version_2(golden: bytes) -> None:
     assert "kind" in str(err) and str(err).endswith(ALTERED)
 
 
+@pytest.mark.parametrize("kind", [0, 5, 255])
+def test_unknown_kind_in_a_v2_slot_is_tampering(golden: bytes, kind: int) -> None:
+    err = refused(keyslot.decode, rechecksummed(put(golden, 5, bytes([kind]))), expect=IntegrityError)
+    assert "kind" in str(err) and str(err).endswith(ALTERED)
+
+
+@pytest.mark.parametrize("kind", [keyslot.KIND_PASSPHRASE, keyslot.KIND_OWNER])
+def test_relabelled_as_an_older_kind_is_refused(golden: bytes, kind: int) -> None:
+    err = refused(keyslot.decode, rechecksummed(put(golden, 5, bytes([kind]))), expect=IntegrityError)
+    assert "malformed" in str(err) or "too long" in str(err)
+
+
+def test_x25519_and_kms_relabelled_as_each_other_are_refused(golden: bytes) -> None:
+    other = keyslot.KIND_AWS_KMS if golden[5] == keyslot.KIND_X25519 else keyslot.KIND_X25519
+    refused(keyslot.decode, rechecksummed(put(golden, 5, bytes([other]))), expect=IntegrityError)
+
+
 # -- damage: decode refuses, before any DH or AEAD ---------------------------------------------------
 
 
@@ -285,7 +302,7 @@ def test_x25519_params_reordered_are_refused(vectors: dict[str, Any], inputs: di
 # -- x25519: identities and low-order points ----------------------------------------------------------
 
 
-def test_wrong_identity_is_refused_without_a_diffie_hellman(vectors: dict[str, Any]) -> None:
+def test_wrong_identity_is_refused(vectors: dict[str, Any]) -> None:
     slot = keyslot.decode(h(vectors["x25519_slot_v2"]["slot"]))
     refused(keyslot.open_x25519, slot, X25519PrivateKey.generate(), expect=DecryptionError)
 
