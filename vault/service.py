@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault.catalog import ArtifactRow, Catalog, VersionRow
+from vault.catalog import ArtifactRow, Catalog, FileRow, VersionRow
 from vault.errors import ConflictError, UsageError
 from vault.formats.config import VaultConfig
 from vault.formats.manifest import Manifest
@@ -54,7 +54,7 @@ class VersionDetails:
     """A version with its files, metadata and lineage."""
 
     version: VersionRow
-    files: list[tuple[str, int, int, str]]
+    files: list[FileRow]
     metadata: dict[str, str]
     parents: list[str]
 
@@ -172,8 +172,8 @@ class Vault:
     def show(self, ref: str) -> VersionDetails:
         """A version with files, metadata and lineage (from the catalog; no key needed)."""
         version = self.resolve(ref)
-        files, meta, parents = self.catalog.version_details(version.id)
-        return VersionDetails(version, files, meta, parents)
+        contents = self.catalog.version_details(version.id)
+        return VersionDetails(version, contents.files, contents.metadata, contents.parents)
 
     def tag(self, ref: str, tag: str) -> tuple[VersionRow, str | None]:
         """Point ``tag`` at the version ``ref`` names; returns it and the previous version id."""

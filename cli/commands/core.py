@@ -196,7 +196,8 @@ def show(
             {
                 "version": version,
                 "files": [
-                    {"path": p, "size": s, "mode": oct(m), "sha256": h} for p, s, m, h in details.files
+                    {"path": f.path, "size": f.size, "mode": oct(f.mode), "sha256": f.sha256}
+                    for f in details.files
                 ],
                 "metadata": details.metadata,
                 "parents": details.parents,
@@ -213,8 +214,8 @@ def show(
     for parent_ref in details.parents:
         output.out.print(f"from     {parent_ref}", markup=False)
     table = Table("path", "size", "mode", "sha256", box=None)
-    for path, size, mode, digest in details.files:
-        table.add_row(path, human_size(size), oct(mode), digest)
+    for f in details.files:
+        table.add_row(f.path, human_size(f.size), oct(f.mode), f.sha256)
     output.out.print(table)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from vault.catalog import Catalog, NewVersion, open_catalog
+from vault.catalog import Catalog, FileRow, NewVersion, open_catalog
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _fill(catalog: Catalog, artifacts: int, versions: int) -> None:
                     root="file",
                     ring_id=ring,
                     created_by="test",
-                    files=[("f.bin", v, 0o644, digest)],
+                    files=[FileRow("f.bin", v, 0o644, digest)],
                     tags=[f"t{v}"] if v % 2 else [],
                 )
             )

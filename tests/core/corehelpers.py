@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from vault.catalog import PackChunk
 from vault.formats import pack as pack_format
 
 
@@ -109,18 +110,18 @@ class PackLayout:
     """Byte regions of one stored pack, read from its footer and the catalog's index."""
 
     size: int
-    records: list[tuple[bytes, int, int]]  # chunk id, offset, length (sorted by offset)
+    records: list[PackChunk]  # sorted by offset
     trailer_start: int
     footer_start: int
 
 
-def pack_layout(path: Path, indexed: list[tuple[bytes, int, int]]) -> PackLayout:
+def pack_layout(path: Path, indexed: list[PackChunk]) -> PackLayout:
     """Where the header, records, trailer and footer of the pack at ``path`` are."""
     data = path.read_bytes()
     trailer_len = pack_format.decode_footer(data[-pack_format.FOOTER_SIZE :], len(data))
     footer_start = len(data) - pack_format.FOOTER_SIZE
     return PackLayout(
-        len(data), sorted(indexed, key=lambda r: r[1]), footer_start - trailer_len, footer_start
+        len(data), sorted(indexed, key=lambda r: r.offset), footer_start - trailer_len, footer_start
     )
 
 

@@ -88,7 +88,7 @@ class Victim:
         return sorted(
             p.id
             for p in self.vault.catalog.all_packs()
-            if needed & {cid for cid, _, _ in self.vault.catalog.pack_chunks(p.id)}
+            if needed & {r.chunk_id for r in self.vault.catalog.pack_chunks(p.id)}
         )
 
     def files_needing(self, chunk_ids: set[bytes], version: int = 1) -> list[str]:
@@ -161,8 +161,9 @@ RECORD_OFFSETS = {
 def test_flipped_byte_in_chunk_record(victim: Victim, where: str) -> None:
     pack = victim.packs()[1]
     layout = pack_layout(victim.pack_path(pack), victim.vault.catalog.pack_chunks(pack))
-    used = [record for record in layout.records if victim.files_needing({record[0]})]
-    cid, offset, length = used[len(used) // 2]
+    used = [record for record in layout.records if victim.files_needing({record.chunk_id})]
+    record = used[len(used) // 2]
+    cid, offset, length = record.chunk_id, record.offset, record.length
     relative = RECORD_OFFSETS[where]
     relative = {-2: length // 2, -1: length - 1}.get(relative, relative)
     assert 0 <= relative < length
@@ -184,7 +185,7 @@ def test_sampled_offsets_anywhere_in_every_pack(victim: Victim, template: Templa
             layout = pack_layout(copy / pack_key(pack), victim.vault.catalog.pack_chunks(pack))
             offset = rng.randrange(layout.size)
             flip_byte(copy / pack_key(pack), offset)
-            hit = {cid for cid, off, ln in layout.records if off <= offset < off + ln}
+            hit = {r.chunk_id for r in layout.records if r.offset <= offset < r.offset + r.length}
             with vault.open_vault(str(copy), passphrase=PASSPHRASE) as v:
                 report = v.check(read_data=True)
                 assert not report.ok, f"flip at {offset} of {layout.size} went unnoticed"
@@ -259,7 +260,7 @@ def test_truncated_pack(victim: Victim, keep: str) -> None:
     new_size = {"half": layout.size // 2, "drop-footer": layout.footer_start, "nothing": 0}[keep]
     with path.open("r+b") as handle:
         handle.truncate(new_size)
-    lost = {cid for cid, off, ln in layout.records if off + ln > new_size}
+    lost = {r.chunk_id for r in layout.records if r.offset + r.length > new_size}
 
     report = victim.vault.check(read_data=False)
     assert any(pack in p and "catalog recorded" in p for p in report.problems)
@@ -278,7 +279,7 @@ def test_two_packs_swapped(victim: Victim) -> None:
     a_bytes, b_bytes = a.read_bytes(), b.read_bytes()
     a.write_bytes(b_bytes)
     b.write_bytes(a_bytes)
-    moved = {cid for pack in (first, second) for cid, _, _ in victim.vault.catalog.pack_chunks(pack)}
+    moved = {r.chunk_id for pack in (first, second) for r in victim.vault.catalog.pack_chunks(pack)}
 
     error = victim.pull_fails()
     assert victim.files_needing(moved)[0] in str(error)
@@ -293,7 +294,7 @@ def test_pack_overwritten_with_a_copy_of_another(victim: Victim) -> None:
     """Valid records under the wrong pack name: the index's chunk ids and the pack id binding catch it."""
     first, second = victim.packs()[:2]
     victim.pack_path(second).write_bytes(victim.pack_path(first).read_bytes())
-    moved = {cid for cid, _, _ in victim.vault.catalog.pack_chunks(second)}
+    moved = {r.chunk_id for r in victim.vault.catalog.pack_chunks(second)}
     error = victim.pull_fails()
     assert victim.files_needing(moved)[0] in str(error)
     report = victim.vault.check(read_data=True)
@@ -303,7 +304,7 @@ def test_pack_overwritten_with_a_copy_of_another(victim: Victim) -> None:
 def test_deleted_pack(victim: Victim) -> None:
     pack = victim.packs()[-1]
     victim.pack_path(pack).unlink()
-    lost = {cid for cid, _, _ in victim.vault.catalog.pack_chunks(pack)}
+    lost = {r.chunk_id for r in victim.vault.catalog.pack_chunks(pack)}
 
     error = victim.pull_fails()
     assert victim.files_needing(lost)[0] in str(error)
@@ -366,10 +367,12 @@ def test_chunk_index_pointing_elsewhere(victim: Victim) -> None:
     # Any pack holding at least two records will do (packs fill in completion order).
     records = next(
         rs
-        for rs in (sorted(victim.vault.catalog.pack_chunks(p), key=lambda r: r[1]) for p in victim.packs())
+        for rs in (
+            sorted(victim.vault.catalog.pack_chunks(p), key=lambda r: r.offset) for p in victim.packs()
+        )
         if len(rs) >= 2
     )
-    (cid, _, _), (_, other_offset, other_length) = records[0], records[1]
+    cid, other_offset, other_length = records[0].chunk_id, records[1].offset, records[1].length
     _catalog_sql(
         victim,
         'UPDATE chunks SET "offset" = :o, length = :n WHERE chunk_id = :c',

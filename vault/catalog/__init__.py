@@ -12,6 +12,26 @@ Nothing read from the database is trusted: values are checked at this boundary
 """
 
 from vault.catalog.catalog import Catalog, open_catalog
-from vault.catalog.rows import ArtifactRow, ChunkLocation, NewVersion, PackRow, VersionRow
+from vault.catalog.rows import (
+    ArtifactRow,
+    ChunkLocation,
+    FileRow,
+    NewVersion,
+    PackChunk,
+    PackRow,
+    VersionContents,
+    VersionRow,
+)
 
-__all__ = ["ArtifactRow", "Catalog", "ChunkLocation", "NewVersion", "PackRow", "VersionRow", "open_catalog"]
+__all__ = [
+    "ArtifactRow",
+    "Catalog",
+    "ChunkLocation",
+    "FileRow",
+    "NewVersion",
+    "PackChunk",
+    "PackRow",
+    "VersionContents",
+    "VersionRow",
+    "open_catalog",
+]

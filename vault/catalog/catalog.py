@@ -25,7 +25,15 @@ from vault.catalog.chunks import ChunkIndex
 from vault.catalog.engine import create_catalog_engine, parse_url, shown
 from vault.catalog.info import VaultInfo
 from vault.catalog.keyrings import KeyringIndex
-from vault.catalog.rows import ArtifactRow, ChunkLocation, NewVersion, PackRow, VersionRow
+from vault.catalog.rows import (
+    ArtifactRow,
+    ChunkLocation,
+    NewVersion,
+    PackChunk,
+    PackRow,
+    VersionContents,
+    VersionRow,
+)
 from vault.catalog.schema import vault_info
 from vault.catalog.versions import VersionIndex
 from vault.errors import ConfigurationError, IntegrityError, StorageUnavailableError
@@ -127,8 +135,8 @@ class Catalog:
         """Every pack the catalog knows; with ``problems``, malformed rows go there instead of raising."""
         return self.chunks.all_packs(problems)
 
-    def pack_chunks(self, pack_id: str) -> list[tuple[bytes, int, int]]:
-        """(chunk id, offset, length) the index places in ``pack_id``."""
+    def pack_chunks(self, pack_id: str) -> list[PackChunk]:
+        """The chunk records the index places in ``pack_id``."""
         return self.chunks.pack_chunks(pack_id)
 
     # -- versions -----------------------------------------------------------------------
@@ -168,8 +176,6 @@ class Catalog:
         """Artifacts whose name starts with ``prefix``, with latest version and tags."""
         return self.versions.list_artifacts(prefix)
 
-    def version_details(
-        self, version_id: str
-    ) -> tuple[list[tuple[str, int, int, str]], dict[str, str], list[str]]:
-        """(files, metadata, parent references) of a version."""
+    def version_details(self, version_id: str) -> VersionContents:
+        """The files, metadata and parent references of a version."""
         return self.versions.details(version_id)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from vault.catalog import values
 from vault.catalog.engine import now, upsert_for
-from vault.catalog.rows import ChunkLocation, PackRow
+from vault.catalog.rows import ChunkLocation, PackChunk, PackRow
 from vault.catalog.schema import chunks, packs
 from vault.errors import IntegrityError
 
@@ -91,8 +91,8 @@ class ChunkIndex:
                 problems.append(exc)
         return result
 
-    def pack_chunks(self, pack_id: str) -> list[tuple[bytes, int, int]]:
-        """(chunk id, offset, length) the index places in ``pack_id``."""
+    def pack_chunks(self, pack_id: str) -> list[PackChunk]:
+        """The chunk records the index places in ``pack_id``."""
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(chunks.c.chunk_id, chunks.c.offset, chunks.c.length).where(chunks.c.pack_id == pack_id)
@@ -101,7 +101,7 @@ class ChunkIndex:
         for row in rows:
             chunk_id = values.a_chunk_id(row.chunk_id, f"a chunk row of pack {pack_id}")
             _, offset, length = values.a_location(pack_id, row.offset, row.length, f"chunk {chunk_id.hex()}")
-            result.append((chunk_id, offset, length))
+            result.append(PackChunk(chunk_id, offset, length))
         return result
 
 

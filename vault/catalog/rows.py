@@ -22,6 +22,15 @@ class ChunkLocation:
 
 
 @dataclass(frozen=True)
+class PackChunk:
+    """A chunk record the index places in a pack: its id and byte range there."""
+
+    chunk_id: bytes
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
 class PackRow:
     """A sealed pack."""
 
@@ -61,6 +70,25 @@ class VersionRow:
 
 
 @dataclass(frozen=True)
+class FileRow:
+    """One file of a version as the catalog records it (what ``show`` prints)."""
+
+    path: str
+    size: int
+    mode: int
+    sha256: str  # lower-case hex
+
+
+@dataclass(frozen=True)
+class VersionContents:
+    """What a version holds besides its row: files (by path), metadata and parent references."""
+
+    files: list[FileRow]
+    metadata: dict[str, str]
+    parents: list[str]  # artifact@vN
+
+
+@dataclass(frozen=True)
 class NewVersion:
     """What a push commits."""
 
@@ -73,7 +101,7 @@ class NewVersion:
     root: str
     ring_id: str
     created_by: str
-    files: Sequence[tuple[str, int, int, str]]  # path, size, mode, sha256 hex
+    files: Sequence[FileRow]
     metadata: dict[str, str] = field(default_factory=dict)
     parents: Sequence[str] = ()
     tags: Sequence[str] = ()

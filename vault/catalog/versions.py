@@ -20,7 +20,7 @@ from sqlalchemy import exc as sa_exc
 
 from vault.catalog import values
 from vault.catalog.engine import now, upsert_for
-from vault.catalog.rows import ArtifactRow, NewVersion, VersionRow
+from vault.catalog.rows import ArtifactRow, FileRow, NewVersion, VersionContents, VersionRow
 from vault.catalog.schema import artifacts, lineage, tags, version_files, version_metadata, versions
 from vault.errors import ConflictError, IntegrityError, NotFoundError
 
@@ -86,8 +86,8 @@ class VersionIndex:
             conn.execute(
                 version_files.insert(),
                 [
-                    {"version_id": new.id, "path": p, "size": s, "mode": m, "sha256": h}
-                    for p, s, m, h in new.files
+                    {"version_id": new.id, "path": f.path, "size": f.size, "mode": f.mode, "sha256": f.sha256}
+                    for f in new.files
                 ],
             )
         if new.metadata:
@@ -242,12 +242,12 @@ class VersionIndex:
             result.append(ArtifactRow(art.name, art.kind, number, size, by_artifact.get(art.id, {})))
         return result
 
-    def details(self, version_id: str) -> tuple[list[tuple[str, int, int, str]], dict[str, str], list[str]]:
-        """(files, metadata, parent references) of a version."""
+    def details(self, version_id: str) -> VersionContents:
+        """The files, metadata and parent references of a version."""
         where = f"version {version_id}"
         with self._engine.connect() as conn:
             files = [
-                (
+                FileRow(
                     r.path,
                     values.a_count(r.size, f"{where} file {r.path!r}", "size", values.MAX_BYTES),
                     r.mode,
@@ -274,7 +274,7 @@ class VersionIndex:
                     .where(lineage.c.version_id == version_id)
                 )
             ]
-        return files, meta, parents
+        return VersionContents(files, meta, parents)
 
 
 def _version_query() -> Select[Any]:

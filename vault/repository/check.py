@@ -29,7 +29,7 @@ from itertools import repeat
 import zstandard
 
 from vault import layout
-from vault.catalog import ChunkLocation, PackRow, VersionRow
+from vault.catalog import ChunkLocation, PackChunk, PackRow, VersionRow
 from vault.errors import IntegrityError, MlvaultError, NotFoundError, StorageUnavailableError
 from vault.formats import chunk as chunk_format
 from vault.formats.manifest import Manifest
@@ -40,7 +40,6 @@ from vault.repository.packs import read_trailer
 
 Progress = Callable[[int], None]
 MAX_RECORD = chunk_format.HEADER_SIZE + chunk_format.MAX_CIPHERTEXT
-Record = tuple[bytes, int, int]  # chunk id, offset, length
 
 
 @dataclass
@@ -67,7 +66,7 @@ class _PackWork:
     pack_id: str
     ring_id: str
     row: PackRow | None = None
-    records: set[Record] = field(default_factory=set)
+    records: set[PackChunk] = field(default_factory=set)
 
 
 @dataclass
@@ -95,7 +94,7 @@ def _check_pack(
     """Presence and size of one pack; with ``read_data`` its trailer and every record anyone needs."""
     outcome = _PackOutcome()
     key = layout.pack_key(work.pack_id)
-    all_records = {(work.ring_id, cid) for cid, _, _ in work.records}
+    all_records = {(work.ring_id, r.chunk_id) for r in work.records}
     try:
         size = repo.backend.size(key)
     except NotFoundError:
@@ -111,17 +110,22 @@ def _check_pack(
     if not read_data:
         return outcome
     keyring = repo.keys.keyring(work.ring_id)
-    impossible = {r for r in work.records if r[1] < 0 or not 0 < r[2] <= MAX_RECORD or r[1] + r[2] > size}
+    impossible = {
+        r
+        for r in work.records
+        if r.offset < 0 or not 0 < r.length <= MAX_RECORD or r.offset + r.length > size
+    }
     if impossible:  # an index row no stored record could have: never read it
-        outcome.damaged.update((work.ring_id, cid) for cid, _, _ in impossible)
+        outcome.damaged.update((work.ring_id, r.chunk_id) for r in impossible)
         outcome.problems.append(
             f"pack {work.pack_id}: {len(impossible)} index rows point outside the pack "
             "or claim impossible lengths"
         )
-    records = sorted(work.records - impossible, key=lambda r: r[1])
+    records = sorted(work.records - impossible, key=lambda r: r.offset)
     try:
         trailer = {
-            (e.chunk_id, e.offset, e.length) for e in read_trailer(repo.backend, work.pack_id, keyring)
+            PackChunk(e.chunk_id, e.offset, e.length)
+            for e in read_trailer(repo.backend, work.pack_id, keyring)
         }
         if not set(records) <= trailer:
             outcome.problems.append(
@@ -133,7 +137,7 @@ def _check_pack(
         outcome.problems.append(f"pack {work.pack_id}: trailer damaged ({exc})")
     decompressor = zstandard.ZstdDecompressor()
     bad = 0
-    located = [(cid, ChunkLocation(work.pack_id, offset, length)) for cid, offset, length in records]
+    located = [(r.chunk_id, ChunkLocation(work.pack_id, r.offset, r.length)) for r in records]
     for run in group_runs(located):
         start = run[0][1].offset
         blob = repo.backend.get_range(key, start, run[-1][1].offset + run[-1][1].length - start)
@@ -154,9 +158,7 @@ def _check_pack(
 
 def _file_rows_agree(repo: Repository, version: VersionRow, manifest: Manifest) -> list[str]:
     """Files whose catalog row (what ``show`` prints) disagrees with the authenticated manifest."""
-    rows = {
-        path: (size, mode, digest) for path, size, mode, digest in repo.catalog.version_details(version.id)[0]
-    }
+    rows = {f.path: (f.size, f.mode, f.sha256) for f in repo.catalog.version_details(version.id).files}
     truth = {f.path: (f.size, f.mode, f.sha256.hex()) for f in manifest.files}
     return sorted(path for path in rows.keys() | truth.keys() if rows.get(path) != truth.get(path))
 
@@ -206,7 +208,7 @@ class _Walk:
             if not layout.is_id(where.pack_id):
                 raise IntegrityError(f"the chunk index names a pack {where.pack_id!r} that cannot exist")
             work = self.packs.setdefault(where.pack_id, _PackWork(where.pack_id, version.ring_id))
-            work.records.add((cid, where.offset, where.length))
+            work.records.add(PackChunk(cid, where.offset, where.length))
         missing = {cid for _, ids in files for cid in ids if cid not in located}
         if missing:
             self.report.problems.append(f"{name}: {len(missing)} chunks are missing from the chunk index")
@@ -275,7 +277,7 @@ def run_check(repo: Repository, *, read_data: bool, progress: Progress | None = 
     walk.indexed_packs()
     walk.stored_packs()
     damaged = walk.read_packs(progress)
-    located = {(work.ring_id, cid) for work in walk.packs.values() for cid, _, _ in work.records}
+    located = {(work.ring_id, r.chunk_id) for work in walk.packs.values() for r in work.records}
     walk.trace(damaged, located)
     report = walk.report
     if report.damaged_files:

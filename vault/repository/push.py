@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault.catalog import NewVersion, VersionRow
+from vault.catalog import FileRow, NewVersion, VersionRow
 from vault.chunking import Chunker
 from vault.crypto.keyring import new_id
 from vault.formats.manifest import Manifest
@@ -113,7 +113,7 @@ def push_version(
             root=source.root,
             ring_id=keyring.ring_id.hex(),
             created_by=request.principal,
-            files=[(f.path, f.size, f.mode, f.sha256.hex()) for f in files],
+            files=[FileRow(f.path, f.size, f.mode, f.sha256.hex()) for f in files],
             metadata=request.metadata,
             parents=[p.id for p in request.parents],
             tags=request.tags,
