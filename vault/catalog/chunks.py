@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from vault.catalog import values
-from vault.catalog.engine import now, upsert_for
+from vault.catalog.engine import Aggregate, now
 from vault.catalog.rows import ChunkLocation, PackChunk, PackRow
 from vault.catalog.schema import chunks, packs
 from vault.errors import IntegrityError
@@ -20,14 +20,10 @@ from vault.errors import IntegrityError
 _LOOKUP_BATCH = 500
 
 
-class ChunkIndex:
+class ChunkIndex(Aggregate):
     """Chunk id → location, and the packs those locations are in."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._insert = upsert_for(engine)
-
-    def lookup(self, ring_id: str, chunk_ids: Iterable[bytes]) -> dict[bytes, ChunkLocation]:
+    def lookup_chunks(self, ring_id: str, chunk_ids: Iterable[bytes]) -> dict[bytes, ChunkLocation]:
         """Locations of those ``chunk_ids`` the index knows."""
         wanted = list(dict.fromkeys(chunk_ids))
         found: dict[bytes, ChunkLocation] = {}

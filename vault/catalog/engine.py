@@ -47,6 +47,14 @@ def upsert_for(engine: Engine) -> Callable[..., Any]:
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
+class Aggregate:
+    """The queries of one aggregate over a catalog engine (the base of each, and of ``Catalog``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._insert = upsert_for(engine)
+
+
 def shown(url: URL) -> str:
     """A catalog URL as it may be shown to a user (password hidden)."""
     return url.render_as_string(hide_password=True)

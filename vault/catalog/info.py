@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
+from vault.catalog.engine import Aggregate
 from vault.catalog.schema import vault_info
 from vault.errors import ConflictError
 
 
-class VaultInfo:
+class VaultInfo(Aggregate):
     """Read and set-once the vault_info values."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def get(self, key: str) -> str | None:
-        """A value, or None if it was never set."""
+    def get_info(self, key: str) -> str | None:
+        """A value from the vault_info table, or None if it was never set."""
         with self._engine.connect() as conn:
             value = conn.scalar(select(vault_info.c.value).where(vault_info.c.key == key))
         return None if value is None else str(value)
 
-    def set(self, key: str, value: str) -> None:
-        """Insert a value once; ConflictError if it exists with another value."""
+    def set_info(self, key: str, value: str) -> None:
+        """Insert a vault_info value once; ConflictError if it exists with another value."""
         with self._engine.begin() as conn:
             existing = conn.scalar(select(vault_info.c.value).where(vault_info.c.key == key))
             if existing is None:

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
 from vault.catalog import values
-from vault.catalog.engine import now, upsert_for
+from vault.catalog.engine import Aggregate, now
 from vault.catalog.schema import keyrings
 
 
-class KeyringIndex:
+class KeyringIndex(Aggregate):
     """namespace → keyring id, first writer wins."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._insert = upsert_for(engine)
-
-    def for_namespace(self, namespace: str) -> str | None:
+    def keyring_for(self, namespace: str) -> str | None:
         """The keyring id of a top-level namespace, if it has one."""
         with self._engine.connect() as conn:
             ring = conn.scalar(select(keyrings.c.ring_id).where(keyrings.c.namespace == namespace))
         return None if ring is None else values.an_id(ring, f"keyring of {namespace!r}", "ring id")
 
-    def add(self, namespace: str, ring_id: str) -> str:
+    def add_keyring(self, namespace: str, ring_id: str) -> str:
         """Register a keyring for ``namespace``; returns the winner if another push raced us."""
         with self._engine.begin() as conn:
             conn.execute(
@@ -35,7 +31,7 @@ class KeyringIndex:
             ).scalar_one()
         return values.an_id(winner, f"keyring of {namespace!r}", "ring id")
 
-    def all(self) -> dict[str, str]:
+    def all_keyrings(self) -> dict[str, str]:
         """namespace → ring id."""
         with self._engine.connect() as conn:
             rows = conn.execute(select(keyrings.c.namespace, keyrings.c.ring_id)).all()

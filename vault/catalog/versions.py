@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, Select, func, select, true
+from sqlalchemy import Connection, RowMapping, Select, func, select, true
 from sqlalchemy import exc as sa_exc
 
 from vault.catalog import values
-from vault.catalog.engine import now, upsert_for
+from vault.catalog.engine import Aggregate, now
 from vault.catalog.rows import ArtifactRow, FileRow, NewVersion, VersionContents, VersionRow
 from vault.catalog.schema import artifacts, lineage, tags, version_files, version_metadata, versions
 from vault.errors import ConflictError, IntegrityError, NotFoundError
@@ -28,27 +28,23 @@ _MAX_ATTEMPTS = 8
 _VERSION_COLUMNS = (versions, artifacts.c.name.label("artifact"), artifacts.c.kind.label("kind"))
 
 
-class VersionIndex:
+class VersionIndex(Aggregate):
     """Named queries and writes over artifacts and their versions."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._insert = upsert_for(engine)
 
     # -- writes ---------------------------------------------------------------------------
 
-    def commit(self, new: NewVersion) -> int:
+    def commit_version(self, new: NewVersion) -> int:
         """Insert a version with the next number, its files, metadata, lineage and tags."""
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 with self._engine.begin() as conn:
-                    return self._commit(conn, new)
+                    return self._commit_version(conn, new)
             except sa_exc.IntegrityError as exc:
                 if attempt == _MAX_ATTEMPTS - 1:
                     raise ConflictError(f"could not allocate a version number for {new.artifact}") from exc
         raise AssertionError("unreachable")
 
-    def _commit(self, conn: Connection, new: NewVersion) -> int:
+    def _commit_version(self, conn: Connection, new: NewVersion) -> int:
         conn.execute(
             self._insert(artifacts)
             .values(name=new.artifact, namespace=new.namespace, kind=new.kind, created_at=now())
@@ -242,7 +238,7 @@ class VersionIndex:
             result.append(ArtifactRow(art.name, art.kind, number, size, by_artifact.get(art.id, {})))
         return result
 
-    def details(self, version_id: str) -> VersionContents:
+    def version_details(self, version_id: str) -> VersionContents:
         """The files, metadata and parent references of a version."""
         where = f"version {version_id}"
         with self._engine.connect() as conn:
