@@ -1,6 +1,7 @@
 """The Vault facade: every operation a user can ask for, delegated to the subsystem that owns it.
 
-A :class:`Vault` holds the parts of one open vault — backend, catalog, config and the
+A :class:`Vault` holds the parts of one open vault — backend, catalog (and its
+``signature_store``, which :mod:`vault.attestation` works on), config and the
 :class:`vault.keycache.KeyCache` — and owns no global state. It validates what the user
 typed, then hands narrow parts to the operation: push, pull and check live in
 :mod:`vault.repository`, creating and opening a vault in :mod:`vault.bootstrap`. The CLI
@@ -74,6 +75,7 @@ class Vault:
     ) -> None:
         self.backend = backend
         self.catalog = catalog
+        self.signature_store = catalog.signature_store()
         self.config = config
         self.keys = keys
         self.principal = principal or default_principal()

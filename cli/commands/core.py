@@ -41,9 +41,7 @@ def init(
     kdf = KdfParams(kdf_time, int(kdf_memory_mib * 1024), kdf_parallelism)
     with init_vault(ctx, path, kdf) as v:
         output.out.print(f"initialized vault {v.config.vault_id} at {path}", markup=False)
-        output.out.print(
-            f"catalog: {v.catalog.engine.url.render_as_string(hide_password=True)}", markup=False
-        )
+        output.out.print(f"catalog: {v.catalog.display_url}", markup=False)
         if kdf.is_weak:
             output.err.print(
                 "warning: KDF parameters are weaker than RFC 9106's low-memory profile", markup=False

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from vault.attestation.service import PullVerifier, SignatureService, SignResult, VerifyReport
 from vault.attestation.trust import PolicyView
-from vault.catalog.signatures import SignatureCatalog
 from vault.clientstate.pins import TrustPins
 
 if TYPE_CHECKING:
@@ -24,5 +23,6 @@ __all__ = ["PolicyView", "PullVerifier", "SignResult", "SignatureService", "Veri
 
 def for_vault(vault: Vault, pins: TrustPins) -> SignatureService:
     """The signature service of an open vault, with this client's trust pins."""
-    store = SignatureCatalog(vault.catalog.engine)
-    return SignatureService(vault, store, pins, vault_id=vault.config.vault_id, principal=vault.principal)
+    return SignatureService(
+        vault, vault.signature_store, pins, vault_id=vault.config.vault_id, principal=vault.principal
+    )
