@@ -12,7 +12,8 @@ catalog is an index an attacker with database access can edit:
   traced to the files (``artifact@vN:path``) that need it.
 
 A bad value read from the catalog is reported against the version or pack it belongs to and
-the check carries on. A store that cannot be reached ends the check with
+the check carries on: a malformed version or pack row is skipped (its error names the row)
+while every other row is still walked. A store that cannot be reached ends the check with
 StorageUnavailableError: only what was read and found wrong is reported as damage. Stored
 packs the catalog does not index (left by an interrupted push) are reported as notes, not
 damage: nothing refers to them.
@@ -173,12 +174,18 @@ class _Walk:
         self.packs: dict[str, _PackWork] = {}
         self.needs: list[tuple[str, str, list[tuple[str, list[bytes]]]]] = []  # name, ring, files
 
+    def _catalog_problems(self, bad_rows: list[IntegrityError]) -> None:
+        # Each error names its row (version or pack); the other rows are still walked.
+        self.report.problems.extend(f"catalog: {exc}" for exc in bad_rows)
+
     def versions(self) -> None:
         versions: list[VersionRow] = []
+        bad_rows: list[IntegrityError] = []
         if not _guard(
-            self.report.problems, "catalog", lambda: versions.extend(self.repo.catalog.all_versions())
+            self.report.problems, "catalog", lambda: versions.extend(self.repo.catalog.all_versions(bad_rows))
         ):
             return
+        self._catalog_problems(bad_rows)
         for version in versions:
             self.report.versions_checked += 1
             name = f"{version.artifact}@v{version.number}"
@@ -216,8 +223,12 @@ class _Walk:
 
     def indexed_packs(self) -> None:
         rows: list[PackRow] = []
-        if not _guard(self.report.problems, "catalog", lambda: rows.extend(self.repo.catalog.all_packs())):
+        bad_rows: list[IntegrityError] = []
+        if not _guard(
+            self.report.problems, "catalog", lambda: rows.extend(self.repo.catalog.all_packs(bad_rows))
+        ):
             return
+        self._catalog_problems(bad_rows)
         for row in rows:
             work = self.packs.setdefault(row.id, _PackWork(row.id, row.ring_id))
             work.row = row
