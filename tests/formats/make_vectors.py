@@ -165,18 +165,7 @@ def build(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
     secret = keyring_format.encode(ring)
-    out["keyring"] = {
-        "secret": secret.hex(),
-        "sealed": sealed._seal_from_parts(
-            sealed.KEYRING,
-            h(inputs["kek"]),
-            ring_id,
-            0,
-            h(inputs["keyring_object_id"]),
-            secret,
-            nonce=h(inputs["keyring_nonce"]),
-        ).hex(),
-    }
+    out["keyring"] = {"secret": secret.hex()}
 
     vault_id, owner_key = h(inputs["vault_id"]), h(inputs["owner_key"])
     owner_slot_id = h(inputs["owner_slot_id"])

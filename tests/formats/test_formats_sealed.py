@@ -1,4 +1,4 @@
-"""Tamper tests for sealed objects (pack trailers, manifests, keyring secrets).
+"""Tamper tests for sealed objects (pack trailers, manifests).
 
 Layout (offsets): magic 0-3, version 4, suite 5, reserved 6-7, ring id 8-23, epoch 24-27,
 object id 28-43, nonce 44-55, ciphertext length 56-59, ciphertext 60-, tag the last 16.
@@ -65,18 +65,10 @@ def golden_objects(vectors: dict[str, Any], ring: Keyring) -> dict[str, Golden]:
             h(i["version_id"]),
             vectors["manifest"]["plaintext"].encode(),
         ),
-        "keyring": Golden(
-            sealed.KEYRING,
-            h(vectors["keyring"]["sealed"]),
-            h(i["kek"]),
-            ring.ring_id,
-            h(i["keyring_object_id"]),
-            h(vectors["keyring"]["secret"]),
-        ),
     }
 
 
-@pytest.fixture(params=["trailer", "manifest", "keyring"])
+@pytest.fixture(params=["trailer", "manifest"])
 def golden(request: pytest.FixtureRequest, vectors: dict[str, Any], ring: Keyring) -> Golden:
     return golden_objects(vectors, ring)[request.param]
 
@@ -214,8 +206,8 @@ def test_bad_magic_is_an_integrity_error(golden: Golden, magic: bytes) -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    [sealed.TRAILER, sealed.MANIFEST, sealed.KEYRING, sealed.SNAPSHOT],
-    ids=["trailer", "manifest", "keyring", "snapshot"],
+    [sealed.TRAILER, sealed.MANIFEST, sealed.SNAPSHOT],
+    ids=["trailer", "manifest", "snapshot"],
 )
 def test_length_field_is_capped_per_kind_from_the_header_alone(kind: sealed.Kind) -> None:
     header = sealed.HEADER.pack(kind.magic, 1, 1, 0, b"r" * 16, 0, b"o" * 16, b"n" * 12, 0)
@@ -230,12 +222,12 @@ def test_length_field_is_capped_per_kind_from_the_header_alone(kind: sealed.Kind
 def test_seal_refuses_plaintext_over_the_cap(ring: Keyring) -> None:
     err = refused(
         sealed.seal,
-        sealed.KEYRING,
+        sealed.TRAILER,
         ring.dek(0),
         ring.ring_id,
         0,
         b"o" * 16,
-        bytes(sealed.KEYRING.max_plaintext + 1),
+        bytes(sealed.TRAILER.max_plaintext + 1),
         expect=ConfigurationError,
     )
     assert "too large" in str(err)

@@ -140,22 +140,9 @@ def test_sealed_manifest_from_primitives(inputs: dict[str, Any], vectors: dict[s
     assert blob.hex() == vectors["manifest"]["sealed"]
 
 
-def test_keyring_secret_and_sealed_keyring_from_primitives(
-    inputs: dict[str, Any], vectors: dict[str, Any]
-) -> None:
+def test_keyring_secret_from_primitives(inputs: dict[str, Any], vectors: dict[str, Any]) -> None:
     secret = b"MLVR" + b"\x01" + h(inputs["id_key"]) + struct.pack(">H", 2) + b"".join(map(h, inputs["deks"]))
     assert secret.hex() == vectors["keyring"]["secret"]
-    blob = _sealed_from_primitives(
-        b"MLVR",
-        b"mlvault/keyring/v1",
-        h(inputs["kek"]),
-        h(inputs["ring_id"]),
-        0,
-        h(inputs["keyring_object_id"]),
-        h(inputs["keyring_nonce"]),
-        secret,
-    )
-    assert blob.hex() == vectors["keyring"]["sealed"]
 
 
 def _slot_from_primitives(
@@ -300,17 +287,6 @@ def test_golden_sealed_manifest_opens(inputs: dict[str, Any], vectors: dict[str,
     assert doc.metadata == {"framework": "torch", "note": "naïve ✓"}
     assert doc.parents == ("data/set@v1",)
     assert manifest.encode(doc).decode() == vectors["manifest"]["plaintext"]
-
-
-def test_golden_sealed_keyring_opens(inputs: dict[str, Any], vectors: dict[str, Any], ring: Keyring) -> None:
-    plaintext = sealed.open_object(
-        sealed.KEYRING,
-        h(vectors["keyring"]["sealed"]),
-        h(inputs["kek"]),
-        ring.ring_id,
-        h(inputs["keyring_object_id"]),
-    )
-    assert keyring_format.decode(plaintext, ring.ring_id) == ring
 
 
 def test_golden_owner_slot_opens(inputs: dict[str, Any], vectors: dict[str, Any], ring: Keyring) -> None:

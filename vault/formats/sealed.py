@@ -39,7 +39,6 @@ class Kind:
 
 TRAILER = Kind(b"MLVT", b"mlvault/pack-trailer/v1", 8 * 1024 * 1024)
 MANIFEST = Kind(b"MLVM", b"mlvault/manifest/v1", 64 * 1024 * 1024)
-KEYRING = Kind(b"MLVR", b"mlvault/keyring/v1", 64 * 1024)
 SNAPSHOT = Kind(b"MLVN", b"mlvault/snapshot/v1", 1024 * 1024 * 1024)
 
 
