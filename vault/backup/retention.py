@@ -205,14 +205,14 @@ def apply_policy(snapshots: Sequence[SnapshotInfo], policy: RetentionPolicy, now
         _BucketRule(policy.keep_monthly, _month, "monthly snapshot"),
         _BucketRule(policy.keep_yearly, _year, "yearly snapshot"),
     ]
-    within_since = None
+    within_since, within_reason = None, ""
     if evaluated and policy.keep_within:
         within_since = ordered[evaluated[0]].time - policy.keep_within
+        within_reason = f"within {format_duration(policy.keep_within)}"
     for nr, index in enumerate(evaluated):
         snapshot = ordered[index]
         if within_since is not None and snapshot.time > within_since:
-            assert policy.keep_within is not None
-            reasons[index].append(f"within {format_duration(policy.keep_within)}")
+            reasons[index].append(within_reason)
         local_time = snapshot.time.astimezone(policy.tz)
         is_oldest = nr == len(evaluated) - 1
         for rule in rules:
