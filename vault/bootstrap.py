@@ -25,8 +25,9 @@ from vault.crypto.keyring import new_id
 from vault.errors import ConfigurationError, ConflictError, NotFoundError, UsageError
 from vault.formats import config as config_format
 from vault.formats.config import ChunkerParams, VaultConfig
-from vault.keycache import KeyCache, Passphrase, passphrase_bytes
-from vault.service import Vault
+from vault.keycache import Clock, IdentitySource, KeyCache, Passphrase, Unlock, passphrase_bytes, utc_now
+from vault.keys.kms import AwsKms, KmsKeys, KmsOptions
+from vault.service import Vault, default_principal
 from vault.storage import StorageOptions, open_backend
 from vault.storage.base import ObjectExistsError
 
@@ -70,6 +71,7 @@ def init_vault(
     principal: str | None = None,
     client_state: ClientState | None = None,
     allow_slow_kdf: bool = False,
+    clock: Clock = utc_now,
 ) -> Vault:
     """Create a new vault at ``url`` and return it open.
 
@@ -99,8 +101,19 @@ def init_vault(
         raise ConflictError(f"a vault already exists at {url}") from None
     if client_state is not None and stored_catalog:
         client_state.pin_catalog(config.vault_id, stored_catalog)
-    keys = KeyCache(backend, vault_id, passphrase, owner_key=owner_key)
-    return Vault(backend, catalog, config, keys, principal=principal)
+    actor = principal or default_principal()
+    (first_slot,) = [key.rsplit("/", 1)[-1] for key in backend.list(layout.slot_prefix(layout.OWNER_RING))]
+    catalog.record_slot(first_slot, layout.OWNER_RING, "passphrase", None, actor, clock())
+    keys = KeyCache(
+        backend,
+        vault_id,
+        Unlock(passphrase=passphrase, kms=AwsKms(KmsOptions.from_storage(storage_options))),
+        owner_key=owner_key,
+        ledger=catalog,
+        actor=actor,
+        clock=clock,
+    )
+    return Vault(backend, catalog, config, keys, principal=actor)
 
 
 def open_vault(
@@ -113,11 +126,20 @@ def open_vault(
     workers: int | None = None,
     client_state: ClientState | None = None,
     allow_slow_kdf: bool = False,
+    identity: IdentitySource | None = None,
+    kms: KmsKeys | None = None,
+    use_kms: bool = False,
+    passphrase_is_prompt: bool = False,
+    clock: Clock = utc_now,
 ) -> Vault:
-    """Open the existing vault at ``url``. The passphrase is asked for only when needed.
+    """Open the existing vault at ``url``. Keys are unlocked only when needed.
 
-    Unlocking tries first the key slot ``client_state`` remembers for this vault, and runs
-    slots with far slower KDF parameters than the default only with ``allow_slow_kdf``.
+    The sources are tried in the order :mod:`vault.keycache` describes: ``identity`` (a callable
+    loading it), then a KMS slot (``use_kms``, or automatically when no other source was given;
+    ``kms`` defaults to boto3 with the storage options' profile and region), then the passphrase
+    (``passphrase_is_prompt``: it would only prompt, so it is the last resort). A passphrase unlock
+    tries first the key slot ``client_state`` remembers, and runs slots with far slower KDF
+    parameters than the default only with ``allow_slow_kdf``.
     """
     backend = open_backend(url, storage_options)
     try:
@@ -155,11 +177,22 @@ def open_vault(
     elif stored != config.vault_id:
         catalog.close()
         raise ConfigurationError(f"the catalog belongs to vault {stored}, not to {config.vault_id} at {url}")
+    actor = principal or default_principal()
+    sources = Unlock(
+        passphrase=passphrase,
+        passphrase_is_prompt=passphrase_is_prompt,
+        identity=identity,
+        kms=kms or AwsKms(KmsOptions.from_storage(storage_options)),
+        use_kms=use_kms,
+        allow_slow_kdf=allow_slow_kdf,
+    )
     keys = KeyCache(
         backend,
         bytes.fromhex(config.vault_id),
-        passphrase,
+        sources,
         slot_memory=client_state,
-        allow_slow_kdf=allow_slow_kdf,
+        ledger=catalog,
+        actor=actor,
+        clock=clock,
     )
-    return Vault(backend, catalog, config, keys, principal=principal, workers=workers)
+    return Vault(backend, catalog, config, keys, principal=actor, workers=workers)

@@ -1,30 +1,52 @@
 """The unlocked keys of one open vault, opened on first use and kept for its lifetime.
 
-A :class:`KeyCache` turns a passphrase source into the owner key (one Argon2id run, and
-only when a key is first needed), and the owner key into namespace keyrings. Operations
-that need keys receive this object, never the facade. Future slot kinds (AWS KMS, X25519
-recipients) and identities plug in here: they are other ways to reach the same owner key
-or keyring.
+A :class:`KeyCache` reaches the owner key and the namespace keyrings through the sources an
+:class:`Unlock` names, in an order that never hangs cron or CI on a prompt:
 
-Unlocking is bounded (see :mod:`vault.keystore`): given a :class:`SlotMemory` (the client
-state store), the slot that last opened this vault on this client is tried first and the
-slot that opens it is remembered, so a slot planted in storage cannot go first; slots with
-slow Argon2 parameters run only when the cache was made with ``allow_slow_kdf=True``.
+1. an **identity** (``--identity`` / ``MLVAULT_IDENTITY``): an x25519 slot made for it on a
+   keyring opens that keyring directly (no owner key needed); one on the owner ring (a recovery
+   or owner grant) opens the owner key and so everything;
+2. **AWS KMS**: an aws-kms slot on the owner ring that the ambient credentials can decrypt, when
+   asked for (``use_kms``) or automatically when no other source was given and such a slot
+   exists (bounded: :data:`vault.keys.kms.DEADLINE`);
+3. the **passphrase** (file, environment, prompt): bounded Argon2 unlock (:mod:`vault.keystore`),
+   the slot this client remembers first. A passphrase that would only be prompted for is used
+   only when nothing else was given.
+
+A keyring is opened by the identity's slot on it, else by the owner key; with neither, the error
+names the namespace ("no key slot you can open for namespace X", exit 4), raised before a push or
+pull fetches any data. The owner key is unlocked at most once per cache: a failure is remembered,
+so no slot is tried with a KDF twice. Slots that open are stamped "last used" in the catalog
+(best effort, with the injected clock).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
-from vault import keystore
-from vault.catalog import Catalog
+from vault import keystore, layout
 from vault.crypto.keyring import Keyring
-from vault.errors import AuthenticationError
+from vault.errors import AuthenticationError, MlvaultError
+from vault.keys import slots
 from vault.storage import Backend
 
+if TYPE_CHECKING:
+    from vault.catalog import Catalog
+    from vault.clientstate.identities import Identity
+    from vault.keys.kms import KmsKeys
+
 Passphrase = bytes | str | Callable[[], bytes | str] | None
+IdentitySource = Callable[[], "Identity"]
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    """The default clock."""
+    return dt.datetime.now(dt.UTC)
 
 
 class SlotMemory(Protocol):
@@ -37,6 +59,45 @@ class SlotMemory(Protocol):
     def remember_slot(self, vault_id: str, slot_id: str) -> None:
         """Remember that ``slot_id`` opened ``vault_id``."""
         ...
+
+
+class SlotLedger(Protocol):
+    """What the key cache tells the catalog: slots that opened, keyring slots it made."""
+
+    def touch_slot(self, slot_id: str, at: dt.datetime) -> None:
+        """Stamp ``slot_id`` as used at ``at`` (best effort)."""
+        ...
+
+    def record_slot(
+        self, slot_id: str, ring: str, kind: str, label: str | None, actor: str, at: dt.datetime
+    ) -> None:
+        """Record a new slot and its key event."""
+        ...
+
+    def all_keyrings(self) -> dict[str, str]:
+        """namespace → ring id."""
+        ...
+
+
+@dataclass(frozen=True)
+class Unlock:
+    """The sources an unlock may use; see the module docstring for the order."""
+
+    passphrase: Passphrase = None
+    passphrase_is_prompt: bool = False  # the passphrase source would only prompt (nothing given)
+    identity: IdentitySource | None = None
+    kms: KmsKeys | None = None
+    use_kms: bool = False  # --kms: use KMS even though another source was given
+    allow_slow_kdf: bool = False
+
+    @property
+    def explicit(self) -> bool:
+        """Whether the user named a source (then prompting and automatic KMS are off)."""
+        return (
+            self.identity is not None
+            or self.use_kms
+            or (self.passphrase is not None and not self.passphrase_is_prompt)
+        )
 
 
 def passphrase_bytes(source: Passphrase) -> bytes:
@@ -54,63 +115,179 @@ class KeyCache:
         self,
         backend: Backend,
         vault_id: bytes,
-        passphrase: Passphrase,
+        unlock: Unlock | Passphrase = None,
         *,
         owner_key: bytes | None = None,
         slot_memory: SlotMemory | None = None,
-        allow_slow_kdf: bool = False,
+        ledger: SlotLedger | None = None,
+        actor: str = "mlvault",
+        clock: Clock = utc_now,
     ) -> None:
         self._backend = backend
         self._vault_id = vault_id
-        self._passphrase = passphrase
+        self.sources = unlock if isinstance(unlock, Unlock) else Unlock(passphrase=unlock)
         self._owner_key = owner_key
+        self._owner_error: MlvaultError | None = None
+        self._identity: Identity | None = None
         self._slot_memory = slot_memory
-        self._allow_slow_kdf = allow_slow_kdf
+        self._ledger = ledger
+        self.actor = actor
+        self.clock = clock
         self._keyrings: dict[str, Keyring] = {}
         self._lock = threading.RLock()
+
+    @property
+    def vault_id(self) -> bytes:
+        """The vault these keys belong to."""
+        return self._vault_id
 
     @property
     def unlocked(self) -> bool:
         """Whether the owner key is open."""
         return self._owner_key is not None
 
+    def unlock(self) -> None:
+        """Fail fast: load the identity if one was given, else open the owner key."""
+        if self.sources.identity is not None:
+            self.identity()
+        else:
+            self.owner_key()
+
+    def identity(self) -> Identity | None:
+        """The identity given to unlock with (loaded, and its passphrase read, on first use)."""
+        with self._lock:
+            if self._identity is None and self.sources.identity is not None:
+                self._identity = self.sources.identity()
+            return self._identity
+
+    def kms(self) -> KmsKeys:
+        """The KMS client to make or open aws-kms slots with."""
+        if self.sources.kms is None:
+            from vault.keys.kms import AwsKms
+
+            return AwsKms()
+        return self.sources.kms
+
     def owner_key(self) -> bytes:
-        """The owner key, unlocking it with the passphrase on first use."""
+        """The owner key, unlocked on first use from the sources in order; a failure is remembered."""
         with self._lock:
             if self._owner_key is None:
-                self._owner_key = self._unlock(passphrase_bytes(self._passphrase))
+                if self._owner_error is not None:
+                    raise self._owner_error
+                try:
+                    self._owner_key = self._open_owner()
+                except MlvaultError as exc:
+                    self._owner_error = exc
+                    raise
             return self._owner_key
 
-    def _unlock(self, secret: bytes) -> bytes:
+    def _open_owner(self) -> bytes:
+        src = self.sources
+        stored = slots.scan_ring(self._backend, self._vault_id, layout.OWNER_RING)
+        failures: list[MlvaultError] = []
+        identity = self.identity()
+        if identity is not None:
+            opened = slots.open_for_identity(stored, identity, slots.owner_key_from)
+            if opened is not None:
+                self._touch(opened[0])
+                return opened[1]
+            failures.append(
+                AuthenticationError(f"identity {identity.name} opens no owner key slot of this vault")
+            )
+        has_kms = any(s.kind == "aws-kms" for s in stored)
+        if src.use_kms or (not src.explicit and has_kms):
+            from vault.keys.kms import open_with_kms
+
+            try:
+                slot_id, key = open_with_kms(stored, self.kms())
+            except MlvaultError as exc:
+                failures.append(exc)
+            else:
+                self._touch(slot_id)
+                return key
+        if src.passphrase is not None and (not src.passphrase_is_prompt or not src.explicit):
+            try:
+                return self._open_with_passphrase(passphrase_bytes(src.passphrase))
+            except MlvaultError as exc:
+                failures.append(exc)
+        if not failures:
+            raise AuthenticationError(
+                "a passphrase is needed: set MLVAULT_PASSPHRASE or use --passphrase-file "
+                "(or open the vault with --identity or --kms)"
+            )
+        first = failures[0]
+        if len(failures) == 1:
+            raise first
+        raise type(first)("; ".join(str(f) for f in failures))
+
+    def _open_with_passphrase(self, secret: bytes) -> bytes:
         vault_id = self._vault_id.hex()
         memory = self._slot_memory
         preferred = memory.last_slot(vault_id) if memory is not None else None
         opened = keystore.open_owner(
-            self._backend, self._vault_id, secret, preferred=preferred, allow_slow_kdf=self._allow_slow_kdf
+            self._backend,
+            self._vault_id,
+            secret,
+            preferred=preferred,
+            allow_slow_kdf=self.sources.allow_slow_kdf,
         )
         if memory is not None and opened.slot_id != preferred:
             memory.remember_slot(vault_id, opened.slot_id)
+        self._touch(opened.slot_id)
         return opened.owner_key
 
     def keyring(self, ring_id: str) -> Keyring:
-        """The keyring ``ring_id`` (hex), opened through its owner slot on first use."""
+        """The keyring ``ring_id`` (hex): by the identity's slot on it, else by the owner key."""
         with self._lock:
             if ring_id not in self._keyrings:
-                self._keyrings[ring_id] = keystore.open_keyring(
-                    self._backend, self._vault_id, bytes.fromhex(ring_id), self.owner_key()
-                )
+                self._keyrings[ring_id] = self._open_keyring(ring_id)
             return self._keyrings[ring_id]
+
+    def _open_keyring(self, ring_id: str) -> Keyring:
+        identity = self.identity()
+        if identity is not None:
+            stored = slots.scan_ring(self._backend, self._vault_id, ring_id)
+            opened = slots.open_for_identity(stored, identity, slots.keyring_for(ring_id))
+            if opened is not None:
+                self._touch(opened[0])
+                return opened[1]
+        try:
+            owner_key = self.owner_key()
+        except AuthenticationError as exc:
+            if identity is None:
+                raise
+            raise AuthenticationError(
+                f"no key slot you can open for namespace {self._namespace_of(ring_id)}: identity "
+                f"{identity.name} has no slot on its keyring ({exc})"
+            ) from exc
+        return keystore.open_keyring(self._backend, self._vault_id, bytes.fromhex(ring_id), owner_key)
+
+    def _namespace_of(self, ring_id: str) -> str:
+        names = self._ledger.all_keyrings() if self._ledger is not None else {}
+        return next((ns for ns, ring in names.items() if ring == ring_id), f"of keyring {ring_id}")
 
     def keyring_for_namespace(self, catalog: Catalog, namespace: str) -> Keyring:
         """The keyring of ``namespace``, created (and registered in the catalog) on first use."""
         ring_id = catalog.keyring_for(namespace)
         if ring_id is not None:
             return self.keyring(ring_id)
-        keyring, slot_key = keystore.create_keyring(self._backend, self._vault_id, self.owner_key())
+        try:
+            owner_key = self.owner_key()
+        except AuthenticationError as exc:
+            raise AuthenticationError(
+                f"no key slot you can open for namespace {namespace}: it has no keyring yet, and creating "
+                f"one needs the vault owner key ({exc})"
+            ) from exc
+        keyring, slot_key = keystore.create_keyring(self._backend, self._vault_id, owner_key)
         winner = catalog.add_keyring(namespace, keyring.ring_id.hex())
         if winner != keyring.ring_id.hex():
             self._backend.delete(slot_key)  # another push created it first; use theirs
             return self.keyring(winner)
+        catalog.record_slot(slot_key.rsplit("/", 1)[-1], winner, "owner", None, self.actor, self.clock())
         with self._lock:
             self._keyrings[winner] = keyring
         return keyring
+
+    def _touch(self, slot_id: str) -> None:
+        if self._ledger is not None:
+            self._ledger.touch_slot(slot_id, self.clock())

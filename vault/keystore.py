@@ -41,7 +41,9 @@ from vault.formats import keyring as keyring_format
 from vault.formats import keyslot
 from vault.storage import Backend
 
-MAX_SLOT_SIZE = 4096  # a slot is ~150 bytes; anything bigger was not written by us
+# The format's cap: a passphrase slot is ~150 bytes, but KMS slots are ~8 KB and keyring slots
+# grow with epochs; anything bigger was not written by mlvault.
+MAX_SLOT_SIZE = keyslot.MAX_SLOT_SIZE
 MAX_PASSPHRASE_SLOTS = 16
 PassphraseSource = Callable[[], bytes]
 
@@ -180,6 +182,8 @@ def _passphrase_slots(
         except (IntegrityError, ConfigurationError):
             attempt.damaged.append(name)  # malformed, oversized, not a file, checksum, caps
             continue
+        if slot.kind in (keyslot.KIND_X25519, keyslot.KIND_AWS_KMS) and slot.vault_id == vault_id:
+            continue  # opened by an identity or KMS, not by a passphrase (vault.keys)
         if (
             slot.kind != keyslot.KIND_PASSPHRASE
             or slot.vault_id != vault_id

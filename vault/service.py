@@ -16,12 +16,16 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vault.catalog import ArtifactRow, Catalog, FileRow, VersionRow
+from vault.crypto.kdf import RFC9106_LOW_MEMORY, KdfParams
 from vault.errors import ConflictError, UsageError
 from vault.formats.config import VaultConfig
 from vault.formats.manifest import Manifest
 from vault.keycache import KeyCache
+from vault.keys import admin
+from vault.keys.admin import SlotInfo
 from vault.refs import Ref, check_artifact_name, check_tag, parse_ref
 from vault.repository import Repository
 from vault.repository.check import CheckReport, run_check
@@ -33,7 +37,10 @@ from vault.storage import Backend
 Progress = Callable[[int], None]
 KINDS = ("model", "dataset")
 
-__all__ = ["CheckReport", "PullResult", "PushResult", "Vault", "VersionDetails"]
+if TYPE_CHECKING:
+    from vault.clientstate.identities import PublicIdentity
+
+__all__ = ["CheckReport", "PullResult", "PushResult", "SlotInfo", "Vault", "VersionDetails"]
 
 
 def default_principal() -> str:
@@ -97,9 +104,12 @@ class Vault:
         """The vault's 16-byte id."""
         return bytes.fromhex(self.config.vault_id)
 
-    def unlock(self) -> None:
-        """Open the owner key now (fails fast on a wrong passphrase)."""
-        self.keys.owner_key()
+    def unlock(self, *, owner: bool = False) -> None:
+        """Fail fast: load the identity given, else (or with ``owner``) open the owner key."""
+        if owner:
+            self.keys.owner_key()
+        else:
+            self.keys.unlock()
 
     def push(
         self,
@@ -185,3 +195,41 @@ class Vault:
     def check(self, *, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
         """Verify structure; with ``read_data`` decrypt and verify every chunk and manifest."""
         return run_check(self.repository, read_data=read_data, progress=progress)
+
+    # -- key slots (vault.keys.admin) -------------------------------------------------------------
+
+    def key_slots(self) -> list[SlotInfo]:
+        """Every key slot, owner ring first, with its catalog record; damaged ones as ``damaged``."""
+        return admin.list_slots(self.backend, self.vault_id, self.catalog)
+
+    def add_passphrase_slot(
+        self,
+        passphrase: bytes,
+        kdf: KdfParams = RFC9106_LOW_MEMORY,
+        *,
+        label: str | None = None,
+        allow_slow_kdf: bool = False,
+    ) -> str:
+        """Another passphrase on the owner key; returns the new slot id."""
+        return admin.add_passphrase(
+            self.keys, self.backend, self.catalog, passphrase, kdf, label=label, allow_slow_kdf=allow_slow_kdf
+        )
+
+    def add_kms_slot(self, key_id: str, *, label: str | None = None) -> str:
+        """The owner key wrapped by an AWS KMS data key under ``key_id``; returns the new slot id."""
+        return admin.add_kms(self.keys, self.backend, self.catalog, key_id, label=label)
+
+    def add_recipient(self, public: PublicIdentity, namespace: str, *, label: str | None = None) -> str:
+        """Wrap ``namespace``'s keyring to ``public`` (it can then read and push there)."""
+        if "/" in namespace:
+            raise UsageError(f"invalid namespace {namespace!r}: keyrings belong to top-level namespaces")
+        check_artifact_name(f"{namespace}/x")
+        return admin.add_recipient(self.keys, self.backend, self.catalog, public, namespace, label=label)
+
+    def add_recovery(self, public: PublicIdentity, *, label: str | None = None) -> str:
+        """Wrap the owner key to ``public``: its private key opens (and restores) everything."""
+        return admin.add_recovery(self.keys, self.backend, self.catalog, public, label=label)
+
+    def remove_slot(self, slot_id: str) -> SlotInfo:
+        """Delete a key slot (never the last one that opens the owner key)."""
+        return admin.remove_slot(self.keys, self.backend, self.catalog, slot_id)

@@ -6,6 +6,7 @@ queries live in one module per aggregate:
 
 - :mod:`vault.catalog.info`: which vault the catalog belongs to (``get_info``, ``set_info``);
 - :mod:`vault.catalog.keyrings`: namespace → keyring (``keyring_for``, ``add_keyring``, …);
+- :mod:`vault.catalog.keyslots`: key slot labels and last use, key events (``record_slot``, …);
 - :mod:`vault.catalog.chunks`: the chunk index and the packs (``lookup_chunks``, ``add_pack``, …);
 - :mod:`vault.catalog.versions`: artifacts, versions, tags, files, lineage (``resolve``, …).
 
@@ -34,6 +35,7 @@ from vault.catalog.chunks import ChunkIndex
 from vault.catalog.engine import create_catalog_engine, parse_url, shown
 from vault.catalog.info import VaultInfo
 from vault.catalog.keyrings import KeyringIndex
+from vault.catalog.keyslots import KeySlotIndex
 from vault.catalog.schema import vault_info
 from vault.catalog.signatures import SignatureCatalog
 from vault.catalog.versions import VersionIndex
@@ -84,7 +86,7 @@ def _require_vault(engine: Engine, parsed: URL, vault_id: str) -> None:
         )
 
 
-class Catalog(VaultInfo, KeyringIndex, ChunkIndex, VersionIndex):
+class Catalog(VaultInfo, KeyringIndex, KeySlotIndex, ChunkIndex, VersionIndex):
     """Named queries and writes over one catalog database (the aggregates' methods, inherited)."""
 
     @property

@@ -152,3 +152,32 @@ trust_policies = Table(
     Column("created_by", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Key slots and key events (migration 0003). The slots themselves live in storage; these rows hold
+# what storage must not (labels, who made a slot and when, when it last opened the vault) and the
+# history of slot additions and removals that the audit log will take over. ``ring`` is a keyring
+# id or "owner". Nothing here grants access: a row without its slot opens nothing.
+key_slots = Table(
+    "key_slots",
+    metadata,
+    Column("slot_id", String(32), primary_key=True),
+    Column("ring", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("label", String(255)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+
+key_events = Table(
+    "key_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("slot_id", String(32), nullable=False),
+    Column("ring", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("label", String(255)),
+)
