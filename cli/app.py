@@ -19,7 +19,7 @@ import os
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -30,7 +30,11 @@ from vault.errors import MlvaultError
 from vault.storage import StorageOptions
 
 from . import output
-from .settings import Settings, passphrase_reader, require_vault, resolve
+from .secrets import read_secret
+from .settings import PASSPHRASE_ENV, Settings, passphrase_reader, require_vault, resolve
+
+if TYPE_CHECKING:
+    from vault.clientstate.identities import Identity
 
 app = typer.Typer(
     name="mlvault",
@@ -48,6 +52,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar."
 # -- global options: one definition each --------------------------------------------------------
 
 _PANEL = "Global options"
+IDENTITY_ENV = "MLVAULT_IDENTITY"
+IDENTITY_PASSPHRASE_ENV = "MLVAULT_IDENTITY_PASSPHRASE"  # noqa: S105 — the variable's name, not a secret
 
 
 def _global(*decls: str, help: str, envvar: str | None = None) -> Any:
@@ -69,6 +75,16 @@ def endpoint_url_option(envvar: str | None = None) -> Any:
     return _global("--endpoint-url", help="S3-compatible endpoint.", envvar=envvar)
 
 
+def identity_option(envvar: str | None = None) -> Any:
+    """``--identity``."""
+    return _global(
+        "--identity",
+        help="Open the vault with this identity (a name in the config dir or an identity file); "
+        "its passphrase comes from MLVAULT_IDENTITY_PASSPHRASE or a prompt.",
+        envvar=envvar,
+    )
+
+
 # After the subcommand an option counts only when typed (no envvar), so the environment, which
 # the app callback reads, never hides an option typed before the subcommand.
 VaultOpt = Annotated[str | None, vault_option()]
@@ -86,6 +102,15 @@ AllowSlowKdfOpt = Annotated[
     bool,
     _global("--allow-slow-kdf", help="Create or try key slots whose Argon2 cost exceeds 4x the default."),
 ]
+IdentityOpt = Annotated[str | None, identity_option()]
+KmsOpt = Annotated[
+    bool,
+    _global(
+        "--kms",
+        help="Open the vault with an AWS KMS key slot and the ambient AWS credentials (tried "
+        "automatically when no passphrase or identity is given).",
+    ),
+]
 
 # Settings field → (annotation, default), for :func:`global_options`.
 _GLOBAL_OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -97,6 +122,8 @@ _GLOBAL_OPTIONS: dict[str, tuple[Any, Any]] = {
     "region": (RegionOpt, None),
     "allow_insecure_http": (AllowInsecureHttpOpt, False),
     "allow_slow_kdf": (AllowSlowKdfOpt, False),
+    "identity": (IdentityOpt, None),
+    "kms": (KmsOpt, False),
 }
 _PARAM_PREFIX = "global_"
 
@@ -148,6 +175,8 @@ def main_options(
     region: RegionOpt = None,
     allow_insecure_http: AllowInsecureHttpOpt = False,
     allow_slow_kdf: AllowSlowKdfOpt = False,
+    identity: Annotated[str | None, identity_option(IDENTITY_ENV)] = None,
+    kms: KmsOpt = False,
 ) -> None:
     """Global options (also accepted after the command); every command also reads mlvault.toml."""
     ctx.obj = handle_errors(resolve)(
@@ -159,6 +188,8 @@ def main_options(
         region=region,
         allow_insecure_http=allow_insecure_http,
         allow_slow_kdf=allow_slow_kdf,
+        identity=identity,
+        kms=kms,
     )
 
 
@@ -209,12 +240,38 @@ def storage_options(settings: Settings) -> StorageOptions:
     )
 
 
+def identity_loader(name: str) -> Callable[[], Identity]:
+    """Loads identity ``name`` (a name or a file) when the vault first needs a key."""
+
+    def passphrase() -> bytes:
+        return read_secret(
+            None,
+            label="identity passphrase",
+            env_var=IDENTITY_PASSPHRASE_ENV,
+            file_option="an unencrypted identity (identity new --no-passphrase)",
+            prompt=f"Passphrase for identity {name}: ",
+            needed_for=f"identity {name} needs a passphrase",
+        )
+
+    def load() -> Identity:
+        return ClientState.default().identities().load(name, passphrase)
+
+    return load
+
+
 def open_vault(ctx: typer.Context) -> vault.Vault:
-    """Open the vault the settings name; the passphrase is read only when it is needed."""
+    """Open the vault the settings name; keys are unlocked only when they are needed.
+
+    Unlock order: ``--identity`` / ``MLVAULT_IDENTITY``, then a KMS slot (``--kms``, or
+    automatically when nothing else is given), then the passphrase (file, environment, prompt).
+    """
     settings = settings_of(ctx)
     return vault.open_vault(
         require_vault(settings),
         passphrase=passphrase_reader(settings),
+        passphrase_is_prompt=settings.passphrase_file is None and not os.environ.get(PASSPHRASE_ENV),
+        identity=identity_loader(settings.identity) if settings.identity else None,
+        use_kms=settings.kms,
         catalog_url=settings.catalog,
         storage_options=storage_options(settings),
         client_state=ClientState.default(),

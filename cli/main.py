@@ -13,10 +13,10 @@ import typer
 
 from . import output
 from .app import app, one_line
-from .commands import core, identity, keys, sign, signature, trust
+from .commands import core, identity, keys, sign, signature, trust, vaultkeys
 
 __all__ = ["app", "main"]
-_MOUNTED = (core, identity, keys, sign, signature, trust)
+_MOUNTED = (core, identity, keys, sign, signature, trust, vaultkeys)
 
 
 def main() -> None:

@@ -32,6 +32,8 @@ class Settings:
     region: str | None = None
     allow_insecure_http: bool = False
     allow_slow_kdf: bool = False
+    identity: str | None = None
+    kms: bool = False
 
     def merged(self, **given: object) -> Settings:
         """These settings with every option that was given (not ``None``, not ``False``) replaced."""
