@@ -69,7 +69,15 @@ class SlotLedger(Protocol):
         ...
 
     def record_slot(
-        self, slot_id: str, ring: str, kind: str, label: str | None, actor: str, at: dt.datetime
+        self,
+        slot_id: str,
+        ring: str,
+        kind: str,
+        label: str | None,
+        actor: str,
+        at: dt.datetime,
+        *,
+        recipient_public: bytes | None = None,
     ) -> None:
         """Record a new slot and its key event."""
         ...

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("ring", sa.String(32), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("label", sa.String(255)),
+        sa.Column("recipient_public", sa.String(64)),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("created_by", sa.String(255), nullable=False),
         sa.Column("last_used_at", TZ),

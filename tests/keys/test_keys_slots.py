@@ -81,6 +81,7 @@ def test_recipient_reads_exactly_its_namespace(
     with vault.open_vault(str(vault_path), passphrase=PASSPHRASE, catalog_url=catalog_url) as v:
         slot_id = v.add_recipient(alice, "team")
         (info,) = [s for s in v.key_slots() if s.slot_id == slot_id]
+        assert v.catalog.slot_records()[slot_id].recipient_public == alice.x25519_public
         assert (info.kind, info.namespace, info.recipient, info.label) == (
             "x25519",
             "team",

@@ -13,6 +13,7 @@ is checked (:mod:`vault.catalog.values`): a hostile row is an ``IntegrityError``
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
@@ -28,6 +29,7 @@ SLOT_KINDS = frozenset({"passphrase", "owner", "x25519", "aws-kms"})
 EVENT_KINDS = SLOT_KINDS | {"damaged"}  # a damaged slot can be removed, and its removal logged
 ACTIONS = frozenset({"add", "remove", "rekey"})
 MAX_LABEL = 255
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class SlotRecord:
     created_at: dt.datetime
     created_by: str
     last_used_at: dt.datetime | None
+    recipient_public: bytes | None = None  # x25519: the raw public key a rekey rewraps to
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,27 @@ class KeySlotIndex(Aggregate):
     """Slot records and key events."""
 
     def record_slot(
-        self, slot_id: str, ring: str, kind: str, label: str | None, actor: str, at: dt.datetime
+        self,
+        slot_id: str,
+        ring: str,
+        kind: str,
+        label: str | None,
+        actor: str,
+        at: dt.datetime,
+        *,
+        recipient_public: bytes | None = None,
     ) -> None:
-        """Record a new slot and its ``add`` event, in one transaction."""
+        """Record a new slot and its ``add`` event, in one transaction.
+
+        ``recipient_public`` (x25519 slots) is kept so a rekey can wrap the new keyring to the same
+        recipient: the slot itself stores only the recipient's fingerprint.
+        """
         row = {"slot_id": slot_id, "ring": ring, "kind": kind, "label": check_label(label)}
+        public = None if recipient_public is None else recipient_public.hex()
         with self._engine.begin() as conn:
             conn.execute(
                 self._insert(key_slots)
-                .values(**row, created_at=at, created_by=actor, last_used_at=None)
+                .values(**row, recipient_public=public, created_at=at, created_by=actor, last_used_at=None)
                 .on_conflict_do_nothing()
             )
             conn.execute(key_events.insert().values(**row, at=at, actor=actor, action="add"))
@@ -138,6 +154,7 @@ class KeySlotIndex(Aggregate):
                 _time(row["created_at"], where, "creation time"),
                 _text(row["created_by"], where, "creator"),
                 None if row["last_used_at"] is None else _time(row["last_used_at"], where, "last use"),
+                None if row["recipient_public"] is None else _public(row["recipient_public"], where),
             )
         return records
 
@@ -181,6 +198,12 @@ def _text(value: object, where: str, what: str) -> str:
 
 def _label(value: object, where: str) -> str | None:
     return None if value is None else _text(value, where, "label")
+
+
+def _public(value: object, where: str) -> bytes:
+    if not isinstance(value, str) or not _HEX64.match(value):
+        raise values.bad(where, f"recipient public key {value!r}, not 64 lower-case hex digits")
+    return bytes.fromhex(value)
 
 
 def _time(value: object, where: str, what: str) -> dt.datetime:

@@ -164,6 +164,7 @@ key_slots = Table(
     Column("ring", String(32), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("label", String(255)),
+    Column("recipient_public", String(64)),  # x25519 slots: the raw public key (hex), for rewrapping
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("created_by", String(255), nullable=False),
     Column("last_used_at", DateTime(timezone=True)),

@@ -103,8 +103,18 @@ def _label(label: str | None) -> str | None:
         raise UsageError(f"invalid --label {label!r}: {exc}") from None
 
 
-def _recorded(keys: KeyCache, catalog: Catalog, slot_id: str, ring: str, kind: str, label: str | None) -> str:
-    catalog.record_slot(slot_id, ring, kind, label, keys.actor, keys.clock())
+def _recorded(
+    keys: KeyCache,
+    catalog: Catalog,
+    slot_id: str,
+    ring: str,
+    kind: str,
+    label: str | None,
+    recipient_public: bytes | None = None,
+) -> str:
+    catalog.record_slot(
+        slot_id, ring, kind, label, keys.actor, keys.clock(), recipient_public=recipient_public
+    )
     return slot_id
 
 
@@ -159,7 +169,7 @@ def add_recipient(
     slot_id = slots.write_x25519_slot(
         backend, keys.vault_id, ring, public.x25519_public, slots.keyring_secret(keyring)
     )
-    return _recorded(keys, catalog, slot_id, ring, "x25519", label)
+    return _recorded(keys, catalog, slot_id, ring, "x25519", label, public.x25519_public)
 
 
 def add_recovery(
@@ -170,7 +180,7 @@ def add_recovery(
     slot_id = slots.write_x25519_slot(
         backend, keys.vault_id, layout.OWNER_RING, public.x25519_public, keys.owner_key()
     )
-    return _recorded(keys, catalog, slot_id, layout.OWNER_RING, "x25519", label)
+    return _recorded(keys, catalog, slot_id, layout.OWNER_RING, "x25519", label, public.x25519_public)
 
 
 def remove_slot(keys: KeyCache, backend: Backend, catalog: Catalog, slot_id: str) -> SlotInfo:
