@@ -13,10 +13,10 @@ import typer
 
 from . import output
 from .app import app, one_line
-from .commands import core, identity, keys, sign, signature, trust, vaultkeys
+from .commands import backup, core, identity, keys, rekey, sign, signature, trust, vaultkeys
 
 __all__ = ["app", "main"]
-_MOUNTED = (core, identity, keys, sign, signature, trust, vaultkeys)
+_MOUNTED = (backup, core, identity, keys, rekey, sign, signature, trust, vaultkeys)
 
 
 def main() -> None:

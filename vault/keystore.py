@@ -252,6 +252,17 @@ def create_keyring(backend: Backend, vault_id: bytes, owner_key: bytes) -> tuple
     return keyring, key
 
 
+def write_owner_slot(backend: Backend, vault_id: bytes, owner_key: bytes, keyring: Keyring) -> str:
+    """Wrap ``keyring`` (every epoch it holds) in a new owner slot; returns the slot id (hex)."""
+    slot_id = new_id()
+    kek = aead.derive_key(owner_key, slot_id, keyslot.OWNER_INFO)
+    blob = keyslot.encode(
+        keyslot.KIND_OWNER, vault_id, keyring.ring_id, slot_id, kek, keyring_format.encode(keyring)
+    )
+    backend.put(layout.slot_key(keyring.ring_id.hex(), slot_id), blob)
+    return slot_id.hex()
+
+
 def open_keyring(backend: Backend, vault_id: bytes, ring_id: bytes, owner_key: bytes) -> Keyring:
     """Open a keyring through its owner slot."""
     for slot in _readable_slots(backend, sorted(backend.list(layout.slot_prefix(ring_id.hex())))):

@@ -12,6 +12,7 @@ kind is not ours, and the caller treats it as foreign rather than guessing.
     keys/owner/<slot id>        passphrase (and later KMS, recipient) slots on the owner key
     keys/<ring id>/<slot id>    slots wrapping a namespace keyring
     manifests/<version id>      sealed version manifests
+    manifests/<version id>.e<N> the same manifest re-sealed under key epoch N (``rekey --reencrypt``)
     packs/<id[:2]>/<pack id>    packs of encrypted chunk records
 
 A local vault directory also holds two names that are not storage objects: the spool
@@ -37,6 +38,9 @@ LOCAL_NOT_OBJECTS = (SPOOL_DIR, CATALOG_FILE)
 
 ID_HEX_LEN = 32
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_RESEALED = ".e"
+MAX_EPOCH = 1023  # the keyring format holds at most 1,024 epochs
+_RESEALED_RE = re.compile(r"^manifests/([0-9a-f]{32})\.e([1-9][0-9]{0,3})$")
 
 
 def is_id(value: object) -> bool:
@@ -60,6 +64,27 @@ def parse_manifest_key(key: str) -> str | None:
     """The version id of a manifest key, or None if ``key`` is not one."""
     rest = key.removeprefix(MANIFESTS_PREFIX)
     return rest if rest != key and is_id(rest) else None
+
+
+def resealed_manifest_key(version_id: str, epoch: int) -> str:
+    """Storage key of a version manifest re-sealed under key epoch ``epoch``.
+
+    Objects are write-once, so a re-encryption cannot replace ``manifests/<id>``; it writes this
+    sibling instead and readers take the newest epoch. A sibling name, not ``manifests/<id>/e<N>``:
+    a local vault cannot hold a directory where the original manifest is a file.
+    """
+    if not 0 < epoch <= MAX_EPOCH:
+        raise ValueError(f"key epoch {epoch} out of range")
+    return f"{manifest_key(version_id)}{_RESEALED}{epoch}"
+
+
+def parse_resealed_manifest_key(key: str) -> tuple[str, int] | None:
+    """(version id, epoch) of a re-sealed manifest key, or None if ``key`` is not one."""
+    match = _RESEALED_RE.match(key)
+    if match is None:
+        return None
+    epoch = int(match.group(2))
+    return (match.group(1), epoch) if 0 < epoch <= MAX_EPOCH else None
 
 
 def pack_key(pack_id: str) -> str:

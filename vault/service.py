@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vault.backup.schedules import BackupSchedules, Clock
 from vault.catalog import ArtifactRow, Catalog, FileRow, VersionRow
 from vault.crypto.kdf import RFC9106_LOW_MEMORY, KdfParams
 from vault.errors import ConflictError, UsageError
 from vault.formats.config import VaultConfig
 from vault.formats.manifest import Manifest
-from vault.keycache import KeyCache
+from vault.keycache import KeyCache, utc_now
 from vault.keys import admin
 from vault.keys.admin import SlotInfo
+from vault.keys.rekey import RekeyResult, rekey_namespace
 from vault.refs import Ref, check_artifact_name, check_tag, parse_ref
 from vault.repository import Repository
 from vault.repository.check import CheckReport, run_check
@@ -40,7 +42,7 @@ KINDS = ("model", "dataset")
 if TYPE_CHECKING:
     from vault.clientstate.identities import PublicIdentity
 
-__all__ = ["CheckReport", "PullResult", "PushResult", "SlotInfo", "Vault", "VersionDetails"]
+__all__ = ["CheckReport", "PullResult", "PushResult", "RekeyResult", "SlotInfo", "Vault", "VersionDetails"]
 
 
 def default_principal() -> str:
@@ -196,6 +198,10 @@ class Vault:
         """Verify structure; with ``read_data`` decrypt and verify every chunk and manifest."""
         return run_check(self.repository, read_data=read_data, progress=progress)
 
+    def backup_schedules(self, clock: Clock = utc_now) -> BackupSchedules:
+        """Backup schedules, their history and status (vault.backup.schedules); opens no key."""
+        return BackupSchedules(self.catalog, principal=self.principal, clock=clock)
+
     # -- key slots (vault.keys.admin) -------------------------------------------------------------
 
     def key_slots(self) -> list[SlotInfo]:
@@ -221,9 +227,7 @@ class Vault:
 
     def add_recipient(self, public: PublicIdentity, namespace: str, *, label: str | None = None) -> str:
         """Wrap ``namespace``'s keyring to ``public`` (it can then read and push there)."""
-        if "/" in namespace:
-            raise UsageError(f"invalid namespace {namespace!r}: keyrings belong to top-level namespaces")
-        check_artifact_name(f"{namespace}/x")
+        _check_namespace(namespace)
         return admin.add_recipient(self.keys, self.backend, self.catalog, public, namespace, label=label)
 
     def add_recovery(self, public: PublicIdentity, *, label: str | None = None) -> str:
@@ -233,3 +237,17 @@ class Vault:
     def remove_slot(self, slot_id: str) -> SlotInfo:
         """Delete a key slot (never the last one that opens the owner key)."""
         return admin.remove_slot(self.keys, self.backend, self.catalog, slot_id)
+
+    def rekey(self, namespace: str, *, drop_unrewrappable: bool = False) -> RekeyResult:
+        """A new data-key epoch for ``namespace``'s keyring; every slot of it rewritten, no data touched."""
+        _check_namespace(namespace)
+        result, _ = rekey_namespace(
+            self.keys, self.backend, self.catalog, namespace, drop_unrewrappable=drop_unrewrappable
+        )
+        return result
+
+
+def _check_namespace(namespace: str) -> None:
+    if "/" in namespace:
+        raise UsageError(f"invalid namespace {namespace!r}: keyrings belong to top-level namespaces")
+    check_artifact_name(f"{namespace}/x")

@@ -5,4 +5,5 @@ keys.py        key new, key export, key list
 sign.py        sign, verify
 trust.py       trust add, trust remove, trust show, trust pin
 signature.py   signature export
+rekey.py       rekey NS [--reencrypt]
 """

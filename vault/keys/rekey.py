@@ -1,0 +1,239 @@
+"""Rotating a namespace's keyring: a new data-key epoch, and every slot of the keyring rewritten.
+
+``rekey NS`` appends a fresh data key (DEK) to NS's keyring. New chunks, pack trailers and
+manifests are sealed under the newest epoch; old objects keep the epoch they were written under
+and stay readable, because the keyring still holds every older DEK. The id key does not change
+(chunk ids, and so dedup, stay the same). Storage is write-once, so every slot of the keyring is
+written again under a **new slot id** and the old slot objects are deleted afterwards:
+
+- the owner slot, under the vault owner key;
+- one x25519 slot per recipient whose public key the catalog recorded (``key_slots``); a recipient
+  slot without a recorded key cannot be carried over: the rekey refuses and names it, unless
+  ``drop_unrewrappable`` (then that recipient loses the namespace and must be added again);
+- damaged slots (they open nothing) are left where they are and reported.
+
+Key events: each new slot is an ``add``, each old one a ``remove``, and finally one ``rekey`` per
+new slot. "Was a slot removed since the newest epoch began?" is answered from these events
+(:func:`removed_since_rekey`): a removal from the keyring, or from the owner ring (a removed
+passphrase or KMS slot could open the owner key, and through it the keyring), logged after the
+keyring's last ``rekey`` event. ``rekey --reencrypt`` uses it to skip a new epoch when the newest
+one is still known only to the current slot holders.
+
+**What a removed recipient keeps.** A recipient removed before the rekey cannot open anything
+sealed under the new epoch; what they could read before (older epochs) stays readable to anyone
+who kept the old keyring secret, until ``rekey --reencrypt`` rewrites it. The id key never changes
+in an epoch rotation, so such a reader can still test whether a file they know is stored (keyed
+chunk ids) until a full re-encryption under a new id key, which is future work.
+
+**Interrupted.** Slots are written before the old ones are deleted, so a rekey killed half-way
+leaves both the old and the new owner slot; nothing is lost. The next rekey opens every owner slot
+and continues from the keyring with the most epochs (:func:`open_newest`), so it never makes a
+second, different DEK for an epoch someone may already have used. Until then, a reader that
+happens to open the old owner slot first cannot read objects sealed under the new epoch (exit 4);
+re-running the rekey ends that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vault import keystore, layout
+from vault.catalog.keyslots import KeyEvent
+from vault.crypto import aead
+from vault.crypto.keyring import Keyring
+from vault.errors import AuthenticationError, DecryptionError, IntegrityError, NotFoundError, UsageError
+from vault.formats import keyring as keyring_format
+from vault.formats import keyslot
+from vault.keys import slots
+from vault.keys.slots import StoredSlot
+from vault.storage import Backend
+
+if TYPE_CHECKING:
+    from vault.catalog import Catalog
+    from vault.keycache import KeyCache
+
+
+@dataclass(frozen=True)
+class SlotRewrite:
+    """What rewriting the slots of one keyring did (slot ids, hex)."""
+
+    written: tuple[str, ...]
+    deleted: tuple[str, ...]
+    dropped: tuple[str, ...]  # recipient slots that could not be carried over (deleted)
+    damaged: tuple[str, ...]  # left in place: they open nothing
+
+
+@dataclass(frozen=True)
+class RekeyResult:
+    """The outcome of ``rekey NS`` (and, with re-encryption, of its key steps)."""
+
+    namespace: str
+    ring_id: str
+    epoch: int  # the newest epoch after the rekey
+    new_epoch: bool  # False when --reencrypt found the newest epoch still clean
+    slots: SlotRewrite | None
+
+
+def ring_of(catalog: Catalog, namespace: str) -> str:
+    """The keyring id of ``namespace``; NotFoundError if it has none (nothing was pushed there)."""
+    ring = catalog.keyring_for(namespace)
+    if ring is None:
+        raise NotFoundError(f"namespace {namespace} has no keyring (nothing was ever pushed there)")
+    return ring
+
+
+def open_newest(stored: Sequence[StoredSlot], owner_key: bytes, ring: str) -> Keyring:
+    """The keyring with the most epochs among the owner slots of ``ring`` that ``owner_key`` opens.
+
+    Two owner slots exist only after an interrupted rekey; both hold the same id key, and the one
+    with more epochs is the newer.
+    """
+    found: list[Keyring] = []
+    for item in stored:
+        slot = item.slot
+        if slot is None or slot.kind != keyslot.KIND_OWNER:
+            continue
+        kek = aead.derive_key(owner_key, slot.slot_id, keyslot.OWNER_INFO)
+        try:
+            found.append(keyring_format.decode(keyslot.unwrap(slot, kek), bytes.fromhex(ring)))
+        except (DecryptionError, IntegrityError):
+            continue  # not wrapped by this owner key, or not a keyring secret
+    if not found:
+        raise AuthenticationError(f"no key slot of keyring {ring} opens with this vault's owner key")
+    if len({k.id_key for k in found}) != 1:
+        raise IntegrityError(f"the owner slots of keyring {ring} hold different id keys")
+    return max(found, key=lambda k: len(k.deks))
+
+
+def with_new_epoch(keyring: Keyring) -> Keyring:
+    """``keyring`` with one more epoch (a fresh random DEK); the id key is unchanged."""
+    if len(keyring.deks) >= keyring_format.MAX_EPOCHS:
+        raise UsageError(f"keyring {keyring.ring_id.hex()} already has {keyring_format.MAX_EPOCHS} epochs")
+    return Keyring(keyring.ring_id, keyring.id_key, (*keyring.deks, os.urandom(32)))
+
+
+def retired(keyring: Keyring) -> Keyring:
+    """``keyring`` with every DEK but the newest replaced by fresh random bytes nobody ever used.
+
+    Epoch numbers stay where they are (chunk and sealed headers name them), but an object that
+    claims a retired epoch no longer opens: once every chunk and manifest was rewritten under the
+    newest epoch, the old keys are gone from every new slot.
+    """
+    return Keyring(
+        keyring.ring_id,
+        keyring.id_key,
+        (*(os.urandom(32) for _ in keyring.deks[:-1]), keyring.deks[-1]),
+    )
+
+
+def removed_since_rekey(events: Sequence[KeyEvent], ring: str) -> bool:
+    """Whether a slot of ``ring`` or of the owner ring was removed after ``ring``'s last rekey."""
+    last = max((e.id for e in events if e.action == "rekey" and e.ring == ring), default=0)
+    return any(e.action == "remove" and e.ring in (ring, layout.OWNER_RING) and e.id > last for e in events)
+
+
+def unrewrappable(stored: Sequence[StoredSlot], catalog: Catalog) -> list[str]:
+    """Recipient slots of a keyring whose public key the catalog did not record."""
+    records = catalog.slot_records()
+    return [
+        s.slot_id
+        for s in stored
+        if s.kind == "x25519" and (s.slot_id not in records or records[s.slot_id].recipient_public is None)
+    ]
+
+
+def refuse_unrewrappable(missing: list[str], namespace: str, *, drop: bool) -> None:
+    """UsageError naming recipient slots a rekey cannot carry over, unless ``drop``."""
+    if missing and not drop:
+        raise UsageError(
+            f"cannot rekey namespace {namespace}: recipient slot(s) {', '.join(missing)} have no recorded "
+            "public key, so the new keyring cannot be wrapped to them; pass --drop-unrewrappable to "
+            "remove them (add those recipients again afterwards), or remove them with `keys rm`"
+        )
+
+
+def rewrite_slots(
+    keys: KeyCache,
+    backend: Backend,
+    catalog: Catalog,
+    keyring: Keyring,
+    *,
+    namespace: str,
+    drop_unrewrappable: bool = False,
+) -> SlotRewrite:
+    """Wrap ``keyring`` in new slots for the owner and every recorded recipient, then delete the old ones."""
+    ring = keyring.ring_id.hex()
+    stored = slots.scan_ring(backend, keys.vault_id, ring)
+    dropped = unrewrappable(stored, catalog)
+    refuse_unrewrappable(dropped, namespace, drop=drop_unrewrappable)
+    records = catalog.slot_records()
+    recipients: dict[bytes, str | None] = {}
+    for item in stored:
+        record = records.get(item.slot_id)
+        if item.kind == "x25519" and record is not None and record.recipient_public is not None:
+            recipients.setdefault(record.recipient_public, record.label)
+    owner_key = keys.owner_key()
+    written: list[tuple[str, str]] = []
+    owner_slot = keystore.write_owner_slot(backend, keys.vault_id, owner_key, keyring)
+    catalog.record_slot(owner_slot, ring, "owner", None, keys.actor, keys.clock())
+    written.append(("owner", owner_slot))
+    secret = slots.keyring_secret(keyring)
+    for public, label in recipients.items():
+        slot_id = slots.write_x25519_slot(backend, keys.vault_id, ring, public, secret)
+        catalog.record_slot(slot_id, ring, "x25519", label, keys.actor, keys.clock(), recipient_public=public)
+        written.append(("x25519", slot_id))
+    deleted = []
+    for item in stored:
+        if item.slot is None or item.kind is None:
+            continue  # damaged: opens nothing, left for the owner to inspect
+        with contextlib.suppress(NotFoundError):
+            backend.delete(layout.slot_key(ring, item.slot_id))
+        catalog.forget_slot(item.slot_id, ring, item.kind, keys.actor, keys.clock())
+        deleted.append(item.slot_id)
+    # Logged last: a rekey killed before this point counts as not done (removed_since_rekey).
+    for kind, slot_id in written:
+        catalog.log_key_event("rekey", slot_id, ring, kind, keys.actor, keys.clock())
+    return SlotRewrite(
+        tuple(s for _, s in written),
+        tuple(deleted),
+        tuple(dropped),
+        tuple(s.slot_id for s in stored if s.slot is None),
+    )
+
+
+def current_keyring(keys: KeyCache, backend: Backend, ring: str) -> Keyring:
+    """The newest keyring ``ring``'s owner slots hold (needs the owner key)."""
+    owner_key = keys.owner_key()
+    return open_newest(slots.scan_ring(backend, keys.vault_id, ring), owner_key, ring)
+
+
+def rekey_namespace(
+    keys: KeyCache,
+    backend: Backend,
+    catalog: Catalog,
+    namespace: str,
+    *,
+    new_epoch: bool = True,
+    drop_unrewrappable: bool = False,
+) -> tuple[RekeyResult, Keyring]:
+    """Start a new epoch for ``namespace`` (or, without ``new_epoch``, only check it can be rewritten).
+
+    Returns the result and the keyring now in force. Only the owner rekeys: the owner key is
+    opened first.
+    """
+    keys.owner_key()
+    ring = ring_of(catalog, namespace)
+    keyring = current_keyring(keys, backend, ring)
+    if not new_epoch:
+        stored = slots.scan_ring(backend, keys.vault_id, ring)
+        refuse_unrewrappable(unrewrappable(stored, catalog), namespace, drop=drop_unrewrappable)
+        return RekeyResult(namespace, ring, keyring.epoch, False, None), keyring
+    keyring = with_new_epoch(keyring)
+    rewrite = rewrite_slots(
+        keys, backend, catalog, keyring, namespace=namespace, drop_unrewrappable=drop_unrewrappable
+    )
+    return RekeyResult(namespace, ring, keyring.epoch, True, rewrite), keyring
