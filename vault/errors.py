@@ -20,6 +20,7 @@ its user-facing message style and its process exit code; the CLI prints
     ├── ConfigurationError            exit 8   unsupported format/version/schema, bad vault config
     │   └── CatalogTooNewError        exit 8   catalog schema newer than this mlvault
     ├── ConflictError                 exit 9   an object or row that must be unique already exists
+    ├── BackupFailedError             exit 17  a backup schedule is overdue, or its last run failed
     └── VerificationError             exit 10  a signature check failed (base of the signing tree)
         ├── MalformedSignatureError   exit 11  bundle cannot be parsed / wrong media or predicate type
         ├── SignatureInvalidError     exit 12  cryptographic signature does not verify
@@ -101,6 +102,12 @@ class ConflictError(MlvaultError):
     """Something that must be unique already exists."""
 
     exit_code = 9
+
+
+class BackupFailedError(MlvaultError):
+    """A backup schedule is overdue or its last run failed (``backup status``, ``backup run``)."""
+
+    exit_code = 17
 
 
 class VerificationError(MlvaultError):

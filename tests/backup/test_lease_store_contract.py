@@ -1,16 +1,19 @@
-"""The LeaseStore contract: one suite for every implementation (today the memory store; the
-catalog-backed SQLite and PostgreSQL stores join the ``lease_store`` fixture when they exist).
-Time is passed in; nothing sleeps."""
+"""The LeaseStore contract: one suite for every implementation (the memory store, and the catalog's
+SQL store on SQLite and, with MLVAULT_TEST_POSTGRES_URL, on PostgreSQL). Time is passed in; nothing
+sleeps."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from vault.backup.definition import Target, build_definition
 from vault.backup.lease import Lease, LeaseOwner, LeaseStore, MemoryLeaseStore, can_take
+from vault.catalog import open_catalog
 from vault.errors import UsageError
 
 T0 = datetime(2026, 6, 1, 2, 30, tzinfo=UTC)
@@ -18,12 +21,38 @@ TTL = timedelta(minutes=5)
 A = LeaseOwner("host-a", 100)
 B = LeaseOwner("host-b", 200)
 
-FACTORIES: dict[str, Callable[[], LeaseStore]] = {"memory": MemoryLeaseStore}
+SCHEDULES = ("nightly", "hourly")
 
 
-@pytest.fixture(params=sorted(FACTORIES))
-def lease_store(request: pytest.FixtureRequest) -> Iterator[LeaseStore]:
-    yield FACTORIES[request.param]()
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def lease_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeaseStore]:
+    if request.param == "memory":
+        yield MemoryLeaseStore()
+        return
+    url = (
+        f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    catalog = open_catalog(url)
+    try:
+        for name in SCHEDULES:  # the catalog keeps leases of schedules it knows
+            definition = build_definition(
+                name=name,
+                cron="30 2 * * *",
+                tz="UTC",
+                target=Target("/backups"),
+                include=(),
+                keep={"last": 7},
+                keep_within=None,
+                object_lock=None,
+                catch_up="once",
+                max_runtime=None,
+            )
+            catalog.add_backup_schedule(definition, "tester", T0 - timedelta(days=1))
+        yield catalog.backup_lease_store()
+    finally:
+        catalog.close()
 
 
 # The pure rules.

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -181,4 +183,66 @@ key_events = Table(
     Column("ring", String(32), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("label", String(255)),
+)
+
+# Backup schedules, their leases and their run history (migration 0004). A schedule names a target
+# and a policy; deleting it deletes its lease and history rows, never a backup at the target. Times
+# are UTC. ``include`` is a JSON list of access patterns (empty: everything). ``enabled_at`` is when
+# the schedule was saved or last enabled: it is not overdue for slots before that.
+backup_schedules = Table(
+    "backup_schedules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("cron", String(255), nullable=False),
+    Column("tz", String(64), nullable=False),
+    Column("target_url", Text, nullable=False),
+    Column("target_endpoint_url", Text),
+    Column("target_profile", String(255)),
+    Column("target_region", String(64)),
+    Column("include", Text, nullable=False),
+    Column("keep_last", Integer, nullable=False),
+    Column("keep_hourly", Integer, nullable=False),
+    Column("keep_daily", Integer, nullable=False),
+    Column("keep_weekly", Integer, nullable=False),
+    Column("keep_monthly", Integer, nullable=False),
+    Column("keep_yearly", Integer, nullable=False),
+    Column("keep_within_seconds", BigInteger),
+    Column("lock_mode", String(16)),
+    Column("lock_retain_days", Integer),
+    Column("catch_up", String(8), nullable=False),
+    Column("max_runtime_seconds", BigInteger),
+    Column("enabled", Boolean, nullable=False),
+    Column("enabled_at", DateTime(timezone=True), nullable=False),
+    Column("last_scheduled", DateTime(timezone=True)),
+    Column("last_started", DateTime(timezone=True)),
+    Column("last_success", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=False),
+)
+
+backup_leases = Table(
+    "backup_leases",
+    metadata,
+    Column("schedule_id", Integer, ForeignKey("backup_schedules.id", ondelete="CASCADE"), primary_key=True),
+    Column("owner_host", String(255), nullable=False),
+    Column("owner_pid", Integer, nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("ttl_seconds", Float, nullable=False),
+)
+
+backup_runs = Table(
+    "backup_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule_id", Integer, ForeignKey("backup_schedules.id", ondelete="CASCADE"), nullable=False),
+    Column("slot", DateTime(timezone=True)),  # the cron slot it ran for; NULL for `backup run NAME`
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("outcome", String(16), nullable=False),
+    Column("objects_copied", BigInteger, nullable=False),
+    Column("bytes_copied", BigInteger, nullable=False),
+    Column("error", Text),
+    Index("ix_backup_runs_schedule", "schedule_id", "id"),
 )
