@@ -27,13 +27,14 @@ from vault.formats.manifest import Manifest
 from vault.keycache import KeyCache, utc_now
 from vault.keys import admin
 from vault.keys.admin import SlotInfo
-from vault.keys.rekey import RekeyResult, rekey_namespace
+from vault.keys.rekey import rekey_namespace
 from vault.refs import Ref, check_artifact_name, check_tag, parse_ref
 from vault.repository import Repository
 from vault.repository.check import CheckReport, run_check
 from vault.repository.manifests import load_manifest
 from vault.repository.pull import PullResult, Verifier, pull_version
 from vault.repository.push import PushRequest, PushResult, push_version
+from vault.repository.reencrypt import RekeyReport, rekey_and_reencrypt
 from vault.storage import Backend
 
 Progress = Callable[[int], None]
@@ -42,7 +43,7 @@ KINDS = ("model", "dataset")
 if TYPE_CHECKING:
     from vault.clientstate.identities import PublicIdentity
 
-__all__ = ["CheckReport", "PullResult", "PushResult", "RekeyResult", "SlotInfo", "Vault", "VersionDetails"]
+__all__ = ["CheckReport", "PullResult", "PushResult", "RekeyReport", "SlotInfo", "Vault", "VersionDetails"]
 
 
 def default_principal() -> str:
@@ -238,13 +239,25 @@ class Vault:
         """Delete a key slot (never the last one that opens the owner key)."""
         return admin.remove_slot(self.keys, self.backend, self.catalog, slot_id)
 
-    def rekey(self, namespace: str, *, drop_unrewrappable: bool = False) -> RekeyResult:
-        """A new data-key epoch for ``namespace``'s keyring; every slot of it rewritten, no data touched."""
+    def rekey(
+        self,
+        namespace: str,
+        *,
+        reencrypt: bool = False,
+        drop_unrewrappable: bool = False,
+        progress: Progress | None = None,
+    ) -> RekeyReport:
+        """A new data-key epoch for ``namespace``; with ``reencrypt`` every chunk and manifest
+        rewritten under the newest epoch, then the older epochs retired."""
         _check_namespace(namespace)
+        if reencrypt:
+            return rekey_and_reencrypt(
+                self.repository, namespace, drop_unrewrappable=drop_unrewrappable, progress=progress
+            )
         result, _ = rekey_namespace(
             self.keys, self.backend, self.catalog, namespace, drop_unrewrappable=drop_unrewrappable
         )
-        return result
+        return RekeyReport(result)
 
 
 def _check_namespace(namespace: str) -> None:

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
+from vault.keys.rekey import SlotRewrite
+
 from .. import output
-from ..app import JsonOpt, app, global_options, handle_errors, open_vault
-from ..output import emit_json
+from ..app import JsonOpt, QuietOpt, app, global_options, handle_errors, open_vault
+from ..output import emit_json, human_size, progress_bar
 
 DropOpt = Annotated[
     bool,
@@ -17,6 +19,21 @@ DropOpt = Annotated[
         help="Remove recipient slots the new keyring cannot be wrapped to (no recorded public key).",
     ),
 ]
+ReencryptOpt = Annotated[
+    bool,
+    typer.Option(
+        "--reencrypt",
+        help="Also rewrite every chunk and manifest under the newest epoch (resumable), then retire "
+        "the older epochs.",
+    ),
+]
+
+
+def _slots(rewrite: SlotRewrite) -> None:
+    for slot_id in rewrite.dropped:
+        output.out.print(f"dropped recipient slot {slot_id} (no recorded public key)", markup=False)
+    for slot_id in rewrite.damaged:
+        output.err.print(f"warning: damaged key slot {slot_id} left in place", markup=False)
 
 
 @app.command()
@@ -25,25 +42,41 @@ DropOpt = Annotated[
 def rekey(
     ctx: typer.Context,
     namespace: Annotated[str, typer.Argument(help="Top-level namespace, e.g. team.")],
+    reencrypt: ReencryptOpt = False,
     drop_unrewrappable: DropOpt = False,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Start a new data-key epoch for NAMESPACE: new writes use it, old data stays readable.
 
     Every key slot of the namespace's keyring is written again (new slot ids) and the old ones are
-    deleted; a recipient removed before the rekey cannot open anything written after it.
+    deleted; a recipient removed before the rekey cannot open anything written after it, and after
+    --reencrypt cannot open anything at all.
     """
     with open_vault(ctx) as v:
-        result = v.rekey(namespace, drop_unrewrappable=drop_unrewrappable)
+        if reencrypt:
+            with progress_bar("re-encrypting", not (quiet or json_out)) as advance:
+                report = v.rekey(
+                    namespace, reencrypt=True, drop_unrewrappable=drop_unrewrappable, progress=advance
+                )
+        else:
+            report = v.rekey(namespace, drop_unrewrappable=drop_unrewrappable)
     if json_out:
-        emit_json(result)
+        emit_json(report)
         return
-    assert result.slots is not None
-    output.out.print(
-        f"namespace {namespace}: key epoch {result.epoch}; {len(result.slots.written)} key slots rewritten",
-        markup=False,
-    )
-    for slot_id in result.slots.dropped:
-        output.out.print(f"dropped recipient slot {slot_id} (no recorded public key)", markup=False)
-    for slot_id in result.slots.damaged:
-        output.err.print(f"warning: damaged key slot {slot_id} left in place", markup=False)
+    result = report.rekey
+    rewritten = f"; {len(result.slots.written)} key slots rewritten" if result.slots else ""
+    output.out.print(f"namespace {namespace}: key epoch {result.epoch}{rewritten}", markup=False)
+    if result.slots:
+        _slots(result.slots)
+    stats = report.reencrypted
+    if stats is not None:
+        output.out.print(
+            f"re-encrypted {stats.chunks} chunks ({human_size(stats.bytes_read)} read, "
+            f"{human_size(stats.bytes_written)} written in {stats.packs_written} packs) and "
+            f"{stats.manifests} manifests in {stats.seconds:.2f} s; epochs before {stats.epoch} retired; "
+            f"{stats.packs_vacated} old packs left for garbage collection",
+            markup=False,
+        )
+    if report.retired is not None:
+        _slots(report.retired)

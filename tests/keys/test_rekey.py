@@ -147,7 +147,7 @@ def test_an_interrupted_rekey_continues_from_the_newest_keyring(tmp_path: Path) 
         newer = rekey_module.with_new_epoch(v.keys.keyring(ring))
         write_owner_slot(v.backend, v.vault_id, v.keys.owner_key(), newer)  # ... and killed here
         result = v.rekey("team")
-        assert result.epoch == 2
+        assert result.rekey.epoch == 2
         assert rekey_module.current_keyring(v.keys, v.backend, ring).deks[:2] == newer.deks
 
 
