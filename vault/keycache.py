@@ -18,19 +18,30 @@ names the namespace ("no key slot you can open for namespace X", exit 4), raised
 pull fetches any data. The owner key is unlocked at most once per cache: a failure is remembered,
 so no slot is tried with a KDF twice. Slots that open are stamped "last used" in the catalog
 (best effort, with the injected clock).
+
+**Key pins.** A storage writer can plant an x25519 (or aws-kms) slot that opens for a user and
+wraps a key of its choosing, so the client pins (:class:`KeyPinStore`) commitments to the owner key
+and each keyring on first sight, whichever source opened them, and refuses another key later
+(IntegrityError), skipping that slot for the next; a keyring's authenticated owner slot goes first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import hmac
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from vault import keystore, layout
+from vault.crypto import aead
 from vault.crypto.keyring import Keyring
-from vault.errors import AuthenticationError, MlvaultError
+from vault.errors import AuthenticationError, IntegrityError, MlvaultError
+from vault.formats import keyring as keyring_format
+from vault.formats import keyslot
 from vault.keys import slots
 from vault.storage import Backend
 
@@ -42,6 +53,19 @@ if TYPE_CHECKING:
 Passphrase = bytes | str | Callable[[], bytes | str] | None
 IdentitySource = Callable[[], "Identity"]
 Clock = Callable[[], dt.datetime]
+T = TypeVar("T")
+
+
+def owner_commitment(vault_id: bytes, owner_key: bytes) -> str:
+    """SHA-256(label ‖ vault id ‖ owner key), hex: what a client pins for a vault's owner key."""
+    return hashlib.sha256(b"mlvault/commit/owner/v1" + vault_id + owner_key).hexdigest()
+
+
+def keyring_commitment(vault_id: bytes, keyring: Keyring) -> str:
+    """SHA-256(label ‖ vault id ‖ ring id ‖ id key), hex: what a client pins for a keyring. Not the
+    DEKs: a rekey appends one and ``--reencrypt`` retires the old ones, but never changes the id key."""
+    material = keyring.ring_id + keyring.id_key
+    return hashlib.sha256(b"mlvault/commit/keyring/v1" + vault_id + material).hexdigest()
 
 
 def utc_now() -> dt.datetime:
@@ -87,6 +111,23 @@ class SlotLedger(Protocol):
         ...
 
 
+@runtime_checkable
+class KeyPinStore(Protocol):
+    """Where this client pins commitments to each vault's keys on first use (a ClientState)."""
+
+    def pinned_keyring(self, vault_id: str, ring_id: str) -> str | None:
+        """The commitment pinned for keyring ``ring_id``, if any (pins nothing)."""
+        ...
+
+    def pin_owner_key(self, vault_id: str, commitment: str) -> str:
+        """Pin ``commitment`` for the owner key unless one is pinned; return the one pinned."""
+        ...
+
+    def pin_keyring(self, vault_id: str, ring_id: str, commitment: str) -> str:
+        """Pin ``commitment`` for keyring ``ring_id`` unless one is pinned; return the one pinned."""
+        ...
+
+
 @dataclass(frozen=True)
 class Unlock:
     """The sources an unlock may use; see the module docstring for the order."""
@@ -127,10 +168,14 @@ class KeyCache:
         *,
         owner_key: bytes | None = None,
         slot_memory: SlotMemory | None = None,
+        key_pins: KeyPinStore | None = None,
         ledger: SlotLedger | None = None,
         actor: str = "mlvault",
         clock: Clock = utc_now,
     ) -> None:
+        if key_pins is None and isinstance(slot_memory, KeyPinStore):
+            key_pins = slot_memory  # a ClientState is both
+        self._pins = key_pins
         self._backend = backend
         self._vault_id = vault_id
         self.sources = unlock if isinstance(unlock, Unlock) else Unlock(passphrase=unlock)
@@ -195,24 +240,32 @@ class KeyCache:
         failures: list[MlvaultError] = []
         identity = self.identity()
         if identity is not None:
-            opened = slots.open_for_identity(stored, identity, slots.owner_key_from)
-            if opened is not None:
-                self._touch(opened[0])
-                return opened[1]
-            failures.append(
-                AuthenticationError(f"identity {identity.name} opens no owner key slot of this vault")
-            )
-        has_kms = any(s.kind == "aws-kms" for s in stored)
-        if src.use_kms or (not src.explicit and has_kms):
-            from vault.keys.kms import open_with_kms
-
             try:
-                slot_id, key = open_with_kms(stored, self.kms())
+                opened = self._first_pinned(
+                    stored,
+                    lambda rest: slots.open_for_identity(rest, identity, slots.owner_key_from),
+                    self._owner_pinned,
+                )
+                if opened is not None:
+                    return opened
+                failures.append(
+                    AuthenticationError(f"identity {identity.name} opens no owner key slot of this vault")
+                )
+            except IntegrityError as exc:
+                failures.append(exc)
+        if src.use_kms or (not src.explicit and any(s.kind == "aws-kms" for s in stored)):
+            from vault.keys.kms import MAX_KMS_SLOTS_TRIED, open_with_kms
+
+            kms = self.kms()
+            try:
+                opened = self._first_pinned(
+                    stored, lambda rest: open_with_kms(rest, kms), self._owner_pinned, MAX_KMS_SLOTS_TRIED
+                )
             except MlvaultError as exc:
                 failures.append(exc)
             else:
-                self._touch(slot_id)
-                return key
+                assert opened is not None  # open_with_kms raises when nothing opens
+                return opened
         if src.passphrase is not None and (not src.passphrase_is_prompt or not src.explicit):
             try:
                 return self._open_with_passphrase(passphrase_bytes(src.passphrase))
@@ -226,7 +279,8 @@ class KeyCache:
         first = failures[0]
         if len(failures) == 1:
             raise first
-        raise type(first)("; ".join(str(f) for f in failures))
+        refusal = any(isinstance(f, IntegrityError) for f in failures)  # a planted slot: say so (exit 5)
+        raise (IntegrityError if refusal else type(first))("; ".join(str(f) for f in failures))
 
     def _open_with_passphrase(self, secret: bytes) -> bytes:
         vault_id = self._vault_id.hex()
@@ -239,6 +293,9 @@ class KeyCache:
             preferred=preferred,
             allow_slow_kdf=self.sources.allow_slow_kdf,
         )
+        if not self._owner_pinned(opened.owner_key):
+            # Nobody can plant a slot this passphrase opens: the pin came from a planted slot.
+            raise self._refusal([opened.slot_id], None)
         if memory is not None and opened.slot_id != preferred:
             memory.remember_slot(vault_id, opened.slot_id)
         self._touch(opened.slot_id)
@@ -253,22 +310,112 @@ class KeyCache:
 
     def _open_keyring(self, ring_id: str) -> Keyring:
         identity = self.identity()
-        if identity is not None:
-            stored = slots.scan_ring(self._backend, self._vault_id, ring_id)
-            opened = slots.open_for_identity(stored, identity, slots.keyring_for(ring_id))
-            if opened is not None:
-                self._touch(opened[0])
-                return opened[1]
+        if identity is None:
+            return self._keyring_as_owner(ring_id, self.owner_key())
+        src, pins = self.sources, self._pins
+        given = src.passphrase is not None and not src.passphrase_is_prompt
+        owner_at_hand = self._owner_key is not None or (given and self._owner_error is None)
+        if owner_at_hand and pins and pins.pinned_keyring(self._vault_id.hex(), ring_id) is None:
+            # First use: pin the keyring of the owner slot (authenticated by the owner key),
+            # not one an x25519 slot, which anyone can write, might wrap.
+            with contextlib.suppress(AuthenticationError, IntegrityError):
+                return self._keyring_as_owner(ring_id, self.owner_key())
+        refusal: IntegrityError | None = None
         try:
-            owner_key = self.owner_key()
+            opened = self._first_pinned(
+                slots.scan_ring(self._backend, self._vault_id, ring_id),
+                lambda rest: slots.open_for_identity(rest, identity, slots.keyring_for(ring_id)),
+                self._ring_pinned,
+                ring_id=ring_id,
+            )
+            if opened is not None:
+                return opened
+        except IntegrityError as exc:
+            refusal = exc
+        try:
+            return self._keyring_as_owner(ring_id, self.owner_key())
         except AuthenticationError as exc:
-            if identity is None:
-                raise
+            if refusal is not None:
+                raise refusal from exc
             raise AuthenticationError(
                 f"no key slot you can open for namespace {self._namespace_of(ring_id)}: identity "
                 f"{identity.name} has no slot on its keyring ({exc})"
             ) from exc
-        return keystore.open_keyring(self._backend, self._vault_id, bytes.fromhex(ring_id), owner_key)
+
+    def _keyring_as_owner(self, ring_id: str, owner_key: bytes) -> Keyring:
+        """Keyring ``ring_id`` from its owner slot (only the owner key makes those)."""
+        ring, refused = bytes.fromhex(ring_id), []
+        for item in slots.scan_ring(self._backend, self._vault_id, ring_id):
+            if item.slot is None or item.slot.kind != keyslot.KIND_OWNER:
+                continue
+            kek = aead.derive_key(owner_key, item.slot.slot_id, keyslot.OWNER_INFO)
+            try:
+                keyring = keyring_format.decode(keyslot.unwrap(item.slot, kek), ring)
+            except IntegrityError:  # DecryptionError too: not wrapped by this owner key, or damaged
+                continue
+            if self._ring_pinned(keyring):
+                return keyring
+            refused.append(item.slot_id)
+        if refused:
+            raise self._refusal(refused, ring_id)
+        raise AuthenticationError(f"no key slot for keyring {ring_id} opens with this vault's owner key")
+
+    def _first_pinned(
+        self,
+        stored: list[slots.StoredSlot],
+        open_first: Callable[[list[slots.StoredSlot]], tuple[str, T] | None],
+        pinned: Callable[[T], bool],
+        limit: int = slots.MAX_IDENTITY_TRIES,
+        ring_id: str | None = None,
+    ) -> T | None:
+        """The key of the first slot ``open_first`` opens that ``pinned`` accepts (the slot is stamped).
+
+        A refused slot is skipped, so a planted one cannot hide a genuine one; when none is
+        accepted after a refusal (or ``limit`` refusals), the refusal is raised (IntegrityError).
+        """
+        rest, refused = stored, list[str]()
+        while len(refused) < limit:
+            try:
+                opened = open_first(rest)
+            except MlvaultError:
+                if not refused:
+                    raise
+                break
+            if opened is None:
+                break
+            if pinned(opened[1]):
+                self._touch(opened[0])
+                return opened[1]
+            refused.append(opened[0])
+            rest = rest[[s.slot_id for s in rest].index(opened[0]) + 1 :]
+        if refused:
+            raise self._refusal(refused, ring_id)
+        return None
+
+    def _owner_pinned(self, owner_key: bytes) -> bool:
+        """Whether ``owner_key`` is the one pinned for this vault (the first one seen is pinned)."""
+        if self._pins is None:
+            return True
+        commitment = owner_commitment(self._vault_id, owner_key)
+        return hmac.compare_digest(self._pins.pin_owner_key(self._vault_id.hex(), commitment), commitment)
+
+    def _ring_pinned(self, keyring: Keyring) -> bool:
+        """Whether ``keyring`` is the one pinned for its ring id (the first one seen is pinned)."""
+        if self._pins is None:
+            return True
+        commitment = keyring_commitment(self._vault_id, keyring)
+        pinned = self._pins.pin_keyring(self._vault_id.hex(), keyring.ring_id.hex(), commitment)
+        return hmac.compare_digest(pinned, commitment)
+
+    def _refusal(self, slot_ids: list[str], ring_id: str | None) -> IntegrityError:
+        """The refusal of keys pinned otherwise: the owner key (``ring_id`` None) or a keyring."""
+        which = (
+            f"key slot {slot_ids[0]} holds" if len(slot_ids) == 1 else f"key slots {', '.join(slot_ids)} hold"
+        )
+        held = "an owner key" if ring_id is None else f"a keyring for namespace {self._namespace_of(ring_id)}"
+        return IntegrityError(
+            f"{which} {held} that is not the one this client pinned for this vault (a planted key slot?)"
+        )
 
     def _namespace_of(self, ring_id: str) -> str:
         names = self._ledger.all_keyrings() if self._ledger is not None else {}
@@ -292,6 +439,7 @@ class KeyCache:
             self._backend.delete(slot_key)  # another push created it first; use theirs
             return self.keyring(winner)
         catalog.record_slot(slot_key.rsplit("/", 1)[-1], winner, "owner", None, self.actor, self.clock())
+        self._ring_pinned(keyring)  # ours, new: pinned before any x25519 slot can be planted on it
         with self._lock:
             self._keyrings[winner] = keyring
         return keyring

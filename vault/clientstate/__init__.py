@@ -6,6 +6,7 @@ The directory is ``$MLVAULT_CONFIG_DIR`` if set, else the platform's user config
     catalog-pins.json    vault id → catalog URL pinned on first use      (pins.CatalogPins)
     pins.json            trust-policy admin keys and policy serials      (pins.TrustPins)
     unlock-slots.json    vault id → key slot that last opened it         (pins.SlotMemory)
+    key-pins.json        vault id → commitments to its owner key, keyrings (pins.KeyPins)
     keys/NAME.key|.pub   named signing keys                              (signing_keys.SigningKeys)
     identities/NAME.id|.pub  identities: X25519 + ECDSA P-256 key pairs  (identities.Identities)
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import platformdirs
 
-from vault.clientstate.pins import CatalogPins, SlotMemory, TrustPins
+from vault.clientstate.pins import CatalogPins, KeyPins, SlotMemory, TrustPins
 
 if TYPE_CHECKING:
     from vault.clientstate.identities import Identities
@@ -47,6 +48,7 @@ class ClientState:
         self.catalog_pins = CatalogPins(self.root / "catalog-pins.json")
         self.trust_pins = TrustPins(self.root / "pins.json")
         self.slots = SlotMemory(self.root / "unlock-slots.json")
+        self.key_pins = KeyPins(self.root / "key-pins.json")
 
     @classmethod
     def default(cls) -> ClientState:
@@ -85,3 +87,19 @@ class ClientState:
     def remember_slot(self, vault_id: str, slot_id: str) -> None:
         """Remember the key slot that just opened ``vault_id``."""
         self.slots.remember(vault_id, slot_id)
+
+    def pinned_owner_key(self, vault_id: str) -> str | None:
+        """The owner-key commitment pinned for ``vault_id``, if any (pins nothing)."""
+        return self.key_pins.owner(vault_id)
+
+    def pinned_keyring(self, vault_id: str, ring_id: str) -> str | None:
+        """The commitment pinned for keyring ``ring_id`` of ``vault_id``, if any (pins nothing)."""
+        return self.key_pins.ring(vault_id, ring_id)
+
+    def pin_owner_key(self, vault_id: str, commitment: str) -> str:
+        """Pin the owner-key ``commitment`` for ``vault_id`` on first use; return the one pinned."""
+        return self.key_pins.pin_owner(vault_id, commitment)
+
+    def pin_keyring(self, vault_id: str, ring_id: str, commitment: str) -> str:
+        """Pin the ``commitment`` of keyring ``ring_id`` on first use; return the one pinned."""
+        return self.key_pins.pin_ring(vault_id, ring_id, commitment)

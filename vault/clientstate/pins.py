@@ -1,4 +1,4 @@
-"""What this client pinned per vault id: its catalog URL, its trust-policy admin keys, its key slot.
+"""What this client pinned per vault id: its catalog URL, trust-policy admin keys, keys, key slot.
 
 Storage and the catalog are not trusted to tell a client where metadata lives or who may sign
 the trust policy, so the first answer seen for a vault id is remembered here and a later,
@@ -9,7 +9,10 @@ client's config directory:
 * ``pins.json`` — ``{"format": 1, "vaults": {"<vault id>": {"admins": [fp], "policy_serial": 7}}}``:
   the pinned admin keys and the highest policy serial accepted, so a rolled-back catalog is caught;
 * ``unlock-slots.json`` — ``{"format": 1, "vaults": {"<vault id>": "<slot id>"}}``: the key slot
-  that last opened each vault, tried first next time so planted slots cannot go first.
+  that last opened each vault, tried first next time so planted slots cannot go first;
+* ``key-pins.json`` — ``{"format": 1, "vaults": {"<vault id>": {"owner": c, "rings": {"<ring id>": c}}}}``:
+  commitments (64 hex) to the owner key and each keyring first opened (:mod:`vault.keycache` computes
+  them), so a key slot planted later that wraps another key is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from vault.errors import ConfigurationError, UsageError
 _FINGERPRINT_CHARS = frozenset("0123456789abcdef")
 _SLOT_ID_CHARS = frozenset("0123456789abcdef")
 MAX_SLOT_ID_CHARS = 64
+_RING_ID_CHARS = 32
 
 
 def is_fingerprint(value: str) -> bool:
@@ -163,4 +167,84 @@ def _validate_slots(doc: Any, path: Path) -> Document:
         and all(isinstance(v, str) for v in doc["vaults"].values())
     ):
         raise ConfigurationError(f"the key slot file {path} is not an mlvault state file; fix or remove it")
+    return doc
+
+
+class KeyPins:
+    """Commitments to the owner key and keyrings each vault was first opened with on this client."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = JsonFile(path, what="key pin file", empty=_empty_vaults, validate=_validate_key_pins)
+
+    @property
+    def path(self) -> Path:
+        """The pin file."""
+        return self.file.path
+
+    def owner(self, vault_id: str) -> str | None:
+        """The owner-key commitment pinned for ``vault_id``, if any."""
+        return _text(self._vault(self.file.read(), vault_id).get("owner"))
+
+    def ring(self, vault_id: str, ring_id: str) -> str | None:
+        """The commitment pinned for keyring ``ring_id`` of ``vault_id``, if any."""
+        return _text(self._vault(self.file.read(), vault_id).get("rings", {}).get(ring_id))
+
+    def pin_owner(self, vault_id: str, commitment: str) -> str:
+        """Pin ``commitment`` as the owner key of ``vault_id`` unless one is; return the pinned one."""
+        pinned = self.owner(vault_id)
+        if pinned is not None:
+            return pinned
+        _check_commitment(commitment)
+        with self.file.update() as doc:
+            entry = doc["vaults"][vault_id] = self._vault(doc, vault_id)
+            pinned = entry.setdefault("owner", commitment)
+        return str(pinned)
+
+    def pin_ring(self, vault_id: str, ring_id: str, commitment: str) -> str:
+        """Pin ``commitment`` for keyring ``ring_id`` unless one is; return the pinned one."""
+        pinned = self.ring(vault_id, ring_id)
+        if pinned is not None:
+            return pinned
+        _check_commitment(commitment)
+        if not (len(ring_id) == _RING_ID_CHARS and set(ring_id) <= _SLOT_ID_CHARS):
+            raise UsageError(f"invalid keyring id {ring_id!r}")
+        with self.file.update() as doc:
+            entry = doc["vaults"][vault_id] = self._vault(doc, vault_id)
+            pinned = entry.setdefault("rings", {}).setdefault(ring_id, commitment)
+        return str(pinned)
+
+    def _vault(self, doc: Document, vault_id: str) -> dict[str, Any]:
+        entry = doc["vaults"].get(vault_id, {})
+        if not _is_key_pin_entry(entry):
+            raise ConfigurationError(
+                f"the key pin file {self.path} has a malformed entry for vault {vault_id}; "
+                "remove that entry to re-pin on next use"
+            )
+        return dict(entry)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _check_commitment(value: str) -> None:
+    if not is_fingerprint(value):
+        raise UsageError(f"invalid key commitment {value!r}")
+
+
+def _is_key_pin_entry(entry: Any) -> bool:
+    if not isinstance(entry, dict) or set(entry) - {"owner", "rings"}:
+        return False
+    owner = entry.get("owner")
+    rings = entry.get("rings", {})
+    return (
+        (owner is None or (isinstance(owner, str) and is_fingerprint(owner)))
+        and isinstance(rings, dict)
+        and all(isinstance(c, str) and is_fingerprint(c) for c in rings.values())
+    )
+
+
+def _validate_key_pins(doc: Any, path: Path) -> Document:
+    if not (isinstance(doc, dict) and doc.get("format") == 1 and isinstance(doc.get("vaults"), dict)):
+        raise ConfigurationError(f"the key pin file {path} is not an mlvault pin file; fix or remove it")
     return doc
