@@ -69,6 +69,13 @@ def rekey(
     output.out.print(f"namespace {namespace}: key epoch {result.epoch}{rewritten}", markup=False)
     if result.slots:
         _slots(result.slots)
+    if result.owner_key_exposed:
+        output.err.print(
+            "warning: a slot that opens the owner key was removed since the owner key was last rotated; "
+            "rekey does not rotate the owner key yet, so whoever kept that passphrase, KMS access or "
+            "owner key can still open the new epoch",
+            markup=False,
+        )
     stats = report.reencrypted
     if stats is not None:
         output.out.print(

@@ -161,3 +161,14 @@ def test_rekey_needs_the_owner_and_a_namespace_with_a_keyring(tmp_path: Path) ->
     assert run("rekey", "team/model", "-V", str(path)).exit_code == 2
     with open_as(path, "dave") as v, pytest.raises(AuthenticationError):
         v.rekey("team")
+
+
+def test_rekey_warns_that_it_does_not_rotate_the_owner_key_yet(tmp_path: Path) -> None:
+    path = tmp_path / "v"
+    with vault.init_vault(str(path), passphrase=PASSPHRASE, kdf=CHEAP_KDF) as v:
+        v.push(source(tmp_path, "a", b"x"), "team/model")
+        extra = v.add_passphrase_slot(b"another passphrase", CHEAP_KDF)
+        assert not v.rekey("team").rekey.owner_key_exposed
+        v.remove_slot(extra)
+    result = run("rekey", "team", "-V", str(path))
+    assert result.exit_code == 0 and "does not rotate the owner key" in result.stderr

@@ -25,6 +25,12 @@ who kept the old keyring secret, until ``rekey --reencrypt`` rewrites it. The id
 in an epoch rotation, so such a reader can still test whether a file they know is stored (keyed
 chunk ids) until a full re-encryption under a new id key, which is future work.
 
+**Owner key: not rotated yet.** When an owner-opening slot (passphrase, aws-kms, recovery) was
+removed since the owner ring's last rekey, the result says so (``owner_key_exposed``) and the CLI
+warns: whoever kept that secret (or the owner key itself) can still open the owner key and so the
+new epoch. Rotating the owner key (rewrap for the remaining slots, rewrite every keyring's owner
+slot) is future work.
+
 **Interrupted.** Slots are written before the old ones are deleted, so a rekey killed half-way
 leaves both the old and the new owner slot; nothing is lost. The next rekey opens every owner slot
 and continues from the keyring with the most epochs (:func:`open_newest`), so it never makes a
@@ -76,6 +82,9 @@ class RekeyResult:
     epoch: int  # the newest epoch after the rekey
     new_epoch: bool  # False when --reencrypt found the newest epoch still clean
     slots: SlotRewrite | None
+    # An owner-opening slot was removed since the owner key was last rotated. Owner-key rotation is
+    # not built yet: whoever kept that secret can still open the owner key, and so the new epoch.
+    owner_key_exposed: bool = False
 
 
 def ring_of(catalog: Catalog, namespace: str) -> str:
@@ -134,6 +143,11 @@ def removed_since_rekey(events: Sequence[KeyEvent], ring: str) -> bool:
     """Whether a slot of ``ring`` or of the owner ring was removed after ``ring``'s last rekey."""
     last = max((e.id for e in events if e.action == "rekey" and e.ring == ring), default=0)
     return any(e.action == "remove" and e.ring in (ring, layout.OWNER_RING) and e.id > last for e in events)
+
+
+def owner_key_exposed(events: Sequence[KeyEvent]) -> bool:
+    """Whether a slot of the owner ring was removed after the owner ring's last rekey."""
+    return removed_since_rekey(events, layout.OWNER_RING)
 
 
 def unrewrappable(stored: Sequence[StoredSlot], catalog: Catalog) -> list[str]:
@@ -231,9 +245,11 @@ def rekey_namespace(
     if not new_epoch:
         stored = slots.scan_ring(backend, keys.vault_id, ring)
         refuse_unrewrappable(unrewrappable(stored, catalog), namespace, drop=drop_unrewrappable)
-        return RekeyResult(namespace, ring, keyring.epoch, False, None), keyring
+        exposed = owner_key_exposed(catalog.key_events())
+        return RekeyResult(namespace, ring, keyring.epoch, False, None, exposed), keyring
     keyring = with_new_epoch(keyring)
     rewrite = rewrite_slots(
         keys, backend, catalog, keyring, namespace=namespace, drop_unrewrappable=drop_unrewrappable
     )
-    return RekeyResult(namespace, ring, keyring.epoch, True, rewrite), keyring
+    exposed = owner_key_exposed(catalog.key_events())
+    return RekeyResult(namespace, ring, keyring.epoch, True, rewrite, exposed), keyring
