@@ -15,8 +15,8 @@ A bad value read from the catalog is reported against the version or pack it bel
 the check carries on: a malformed version or pack row is skipped (its error names the row)
 while every other row is still walked. A store that cannot be reached ends the check with
 StorageUnavailableError: only what was read and found wrong is reported as damage. Stored
-packs the catalog does not index (left by an interrupted push) are reported as notes, not
-damage: nothing refers to them.
+packs the catalog does not index (left by an interrupted push, or replaced by
+``rekey --reencrypt``) are reported as notes, not damage: nothing refers to them.
 """
 
 from __future__ import annotations
@@ -250,8 +250,8 @@ class _Walk:
                 self.report.notes.append(f"{key} is not a pack mlvault writes")
             elif pack_id not in self.packs:
                 self.report.notes.append(
-                    f"stored pack {pack_id} is not indexed by the catalog (left by an interrupted push; "
-                    "nothing refers to it)"
+                    f"stored pack {pack_id} is not indexed by the catalog (left by an interrupted push "
+                    "or replaced by rekey --reencrypt; nothing refers to it)"
                 )
 
     def read_packs(self, progress: Progress | None) -> set[tuple[str, bytes]]:
