@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from vault.catalog import values
 from vault.catalog.engine import Aggregate, now
@@ -18,6 +18,15 @@ from vault.catalog.schema import chunks, packs
 from vault.errors import IntegrityError
 
 _LOOKUP_BATCH = 500
+
+
+def insert_pack_row(conn: Connection, pack: PackRow) -> None:
+    """Insert the row of a stored pack (inside the caller's transaction)."""
+    conn.execute(
+        packs.insert().values(
+            id=pack.id, ring_id=pack.ring_id, size=pack.size, chunk_count=pack.chunk_count, created_at=now()
+        )
+    )
 
 
 class ChunkIndex(Aggregate):
@@ -49,15 +58,7 @@ class ChunkIndex(Aggregate):
     def add_pack(self, pack: PackRow, entries: Sequence[tuple[bytes, int, int]]) -> None:
         """Record a stored pack and index its chunks (first writer of a chunk id wins)."""
         with self._engine.begin() as conn:
-            conn.execute(
-                packs.insert().values(
-                    id=pack.id,
-                    ring_id=pack.ring_id,
-                    size=pack.size,
-                    chunk_count=pack.chunk_count,
-                    created_at=now(),
-                )
-            )
+            insert_pack_row(conn, pack)
             if entries:
                 conn.execute(
                     self._insert(chunks).on_conflict_do_nothing(),

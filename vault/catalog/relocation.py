@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from sqlalchemy import and_, bindparam, exists, select, update
 
 from vault.catalog.catalog import Catalog
-from vault.catalog.engine import now
+from vault.catalog.chunks import insert_pack_row
 from vault.catalog.rows import PackRow
 from vault.catalog.schema import chunks, packs
 
@@ -35,15 +35,7 @@ class RelocatingCatalog(Catalog):
             .values(pack_id=bindparam("pack"), offset=bindparam("off"), length=bindparam("len"))
         )
         with self._engine.begin() as conn:
-            conn.execute(
-                packs.insert().values(
-                    id=pack.id,
-                    ring_id=pack.ring_id,
-                    size=pack.size,
-                    chunk_count=pack.chunk_count,
-                    created_at=now(),
-                )
-            )
+            insert_pack_row(conn, pack)
             if entries:
                 conn.execute(
                     move,
