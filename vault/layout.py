@@ -15,6 +15,13 @@ kind is not ours, and the caller treats it as foreign rather than guessing.
     manifests/<version id>.e<N> the same manifest re-sealed under key epoch N (``rekey --reencrypt``)
     packs/<id[:2]>/<pack id>    packs of encrypted chunk records
 
+A backup target (:mod:`vault.backup`) holds verbatim copies of those objects under the same keys,
+plus three kinds of its own::
+
+    backup/target               marker written first: which vault the target belongs to (plaintext JSON)
+    snapshots/<snapshot id>     catalog rows, sealed to the vault's recovery recipients
+    snapshots/<id>.objects      the plaintext list of objects (keys and sizes) that snapshot needs
+
 A local vault directory also holds two names that are not storage objects: the spool
 directory for in-flight writes and the embedded SQLite catalog.
 """
@@ -30,6 +37,9 @@ KEYS_PREFIX = "keys/"
 MANIFESTS_PREFIX = "manifests/"
 PACKS_PREFIX = "packs/"
 OWNER_RING = "owner"
+BACKUP_TARGET = "backup/target"
+SNAPSHOTS_PREFIX = "snapshots/"
+_OBJECT_LIST = ".objects"
 
 # Not storage objects: names a local vault directory holds beside its objects.
 SPOOL_DIR = "tmp"
@@ -122,3 +132,31 @@ def parse_slot_key(key: str) -> tuple[str, str] | None:
     if parts[1] != OWNER_RING and not is_id(parts[1]):
         return None
     return parts[1], parts[2]
+
+
+def snapshot_key(snapshot_id: str) -> str:
+    """Storage key (on a backup target) of a sealed snapshot."""
+    return SNAPSHOTS_PREFIX + _require_id(snapshot_id, "snapshot")
+
+
+def snapshot_objects_key(snapshot_id: str) -> str:
+    """Storage key (on a backup target) of a snapshot's plaintext object list."""
+    return snapshot_key(snapshot_id) + _OBJECT_LIST
+
+
+def parse_snapshot_key(key: str) -> str | None:
+    """The snapshot id of a sealed-snapshot key, or None if ``key`` is not one."""
+    rest = key.removeprefix(SNAPSHOTS_PREFIX)
+    return rest if rest != key and is_id(rest) else None
+
+
+def parse_snapshot_objects_key(key: str) -> str | None:
+    """The snapshot id of an object-list key, or None if ``key`` is not one."""
+    if not key.endswith(_OBJECT_LIST):
+        return None
+    return parse_snapshot_key(key.removesuffix(_OBJECT_LIST))
+
+
+def is_backup_key(key: str) -> bool:
+    """Whether ``key`` is one of a backup target's own objects (not a copy of a vault object)."""
+    return key == BACKUP_TARGET or key.startswith(SNAPSHOTS_PREFIX)

@@ -15,9 +15,11 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vault.backup.run import DEFAULT_LEASE_TTL, BackupRunner, target_opener
 from vault.backup.schedules import BackupSchedules, Clock
 from vault.catalog import ArtifactRow, Catalog, FileRow, VersionRow
 from vault.crypto.kdf import RFC9106_LOW_MEMORY, KdfParams
@@ -202,6 +204,19 @@ class Vault:
     def backup_schedules(self, clock: Clock = utc_now) -> BackupSchedules:
         """Backup schedules, their history and status (vault.backup.schedules); opens no key."""
         return BackupSchedules(self.catalog, principal=self.principal, clock=clock)
+
+    def backup_runner(
+        self, *, clock: Clock = utc_now, lease_ttl: timedelta | None = None, allow_insecure_http: bool = False
+    ) -> BackupRunner:
+        """Runs backup schedules (vault.backup.run): storage, catalog and recovery public keys only."""
+        return BackupRunner(
+            self.backend,
+            self.catalog,
+            self.config.vault_id,
+            clock=clock,
+            lease_ttl=lease_ttl or DEFAULT_LEASE_TTL,
+            open_target=target_opener(allow_insecure_http),
+        )
 
     # -- key slots (vault.keys.admin) -------------------------------------------------------------
 

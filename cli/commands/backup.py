@@ -1,4 +1,4 @@
-"""``mlvault backup schedule add/ls/show/rm/enable/disable``, ``backup status``, ``backup cron-line``.
+"""``mlvault backup``: schedule add/ls/show/rm/enable/disable, status, cron-line, run, ls, restore.
 
 Schedules live in the catalog (:mod:`vault.backup.schedules`); these commands open the vault for its
 catalog only and never unlock a key. ``status`` prints every schedule, then exits 17
@@ -16,16 +16,27 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vault.backup.definition import Target, parse_definition
+from vault.backup.definition import Target, parse_definition, parse_duration
+from vault.backup.restore import restore_vault
 from vault.backup.retention import format_duration
 from vault.backup.schedules import ScheduleDetails, ScheduleStatus, schedule_json
 from vault.backup.trigger import trigger_units
 from vault.bootstrap import shareable_catalog_url
 from vault.catalog.backups import ScheduleRecord
 from vault.errors import UsageError
+from vault.storage import StorageOptions, open_backend
 
 from .. import output
-from ..app import JsonOpt, app, global_options, handle_errors, open_vault, settings_of
+from ..app import (
+    JsonOpt,
+    app,
+    global_options,
+    handle_errors,
+    identity_loader,
+    open_vault,
+    settings_of,
+    storage_options,
+)
 from ..output import emit_json
 from ..settings import require_vault
 
@@ -324,3 +335,115 @@ def backup_cron_line(
     if metrics_file is not None:
         command += ["--metrics-file", str(metrics_file.expanduser().absolute())]
     output.out.print(trigger_units(command).render(), markup=False, end="")
+
+
+@backup_app.command("run")
+@handle_errors
+@global_options
+def backup_run(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Run this schedule now (else give --due).")] = None,
+    due: Annotated[bool, typer.Option("--due", help="Run every enabled schedule that is due.")] = False,
+    metrics_file: Annotated[
+        Path | None, typer.Option("--metrics-file", help="Write Prometheus textfile metrics here.")
+    ] = None,
+    ping_url: Annotated[
+        str | None, typer.Option("--ping-url", help="Healthchecks-style URL: /start, success, /fail.")
+    ] = None,
+    lease_ttl: Annotated[
+        str, typer.Option("--lease-ttl", help="A run whose heartbeat is older than this is taken over.")
+    ] = "10m",
+) -> None:
+    """Back up now (never prompts, needs no key that decrypts); exit 17 when any run failed."""
+    if (name is None) == (not due):
+        raise UsageError("give a schedule NAME or --due, not both")
+    ttl = parse_duration(lease_ttl, "--lease-ttl")
+    with open_vault(ctx) as v:
+        runner = v.backup_runner(lease_ttl=ttl, allow_insecure_http=settings_of(ctx).allow_insecure_http)
+        if name is None:
+            report = runner.run_due(metrics_file=metrics_file, ping_url=ping_url)
+        else:
+            report = runner.run_named(name, metrics_file=metrics_file, ping_url=ping_url)
+    for warning in report.warnings:
+        output.err.print(f"warning: {warning}", markup=False)
+    if not report.runs:
+        output.out.print("no backup schedule is due", markup=False)
+    for r in report.runs:
+        snap = f", snapshot {r.snapshot_id}" if r.snapshot_id else ""
+        copied = (
+            ""
+            if r.outcome == "skipped"
+            else f"; {r.objects_copied} objects ({output.human_size(r.bytes_copied)}) copied"
+        )
+        output.out.print(
+            f"{r.schedule}: {r.outcome}{snap}{copied}" + (f": {r.message}" if r.message else ""), markup=False
+        )
+    report.raise_for_failures()
+
+
+@backup_app.command("ls")
+@handle_errors
+@global_options
+def backup_ls(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> None:
+    """The snapshots on a schedule's target: id, time, versions, objects, bytes added."""
+    with open_vault(ctx) as v:
+        snapshots = v.backup_runner().snapshots(name)
+    rows = [s.summary() for s in snapshots]
+    if json_out:
+        emit_json(rows)
+        return
+    table = Table("snapshot", "time", "versions", "objects", "size", "added", box=None)
+    for s, row in zip(snapshots, rows, strict=True):
+        sizes = (output.human_size(row["bytes"]), output.human_size(row["bytes_added"]))
+        table.add_row(row["id"], _when(s.created_at), str(row["versions"]), str(row["objects"]), *sizes)
+    output.out.print(table)
+
+
+@backup_app.command("restore")
+@handle_errors
+@global_options
+def backup_restore(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Option("--from", help="The backup target (its S3 options: the global ones).")
+    ],
+    to: Annotated[str, typer.Option("--to", help="Where the new vault goes: an empty path or s3:// URL.")],
+    snapshot_id: Annotated[
+        str | None, typer.Option("--snapshot", help="Snapshot id (default: newest).")
+    ] = None,
+    target_catalog: Annotated[
+        str | None, typer.Option("--target-catalog", help="Catalog URL of the new vault (default: its own).")
+    ] = None,
+    recovery_key: Annotated[
+        str | None, typer.Option("--recovery-key", help="The recovery identity (name or file).")
+    ] = None,
+    target_endpoint_url: Annotated[
+        str | None, typer.Option("--target-endpoint-url", help="S3 endpoint of --to.")
+    ] = None,
+    target_profile: Annotated[
+        str | None, typer.Option("--target-profile", help="AWS profile of --to.")
+    ] = None,
+    target_region: Annotated[str | None, typer.Option("--target-region", help="AWS region of --to.")] = None,
+) -> None:
+    """Rebuild a working vault from a backup; needs no catalog, only the target and the recovery key."""
+    settings = settings_of(ctx)
+    key = recovery_key or settings.identity
+    if key is None:
+        raise UsageError("give the recovery identity with --recovery-key (the snapshot is sealed to it)")
+    options = storage_options(settings)
+    to_options = StorageOptions(
+        target_endpoint_url, target_profile, target_region, settings.allow_insecure_http
+    )
+    backend = open_backend(_target_url(source), options)
+    try:
+        report = restore_vault(
+            backend,
+            identity_loader(key)(),
+            to_url=_target_url(to),
+            to_options=to_options,
+            snapshot_id=snapshot_id,
+            target_catalog=target_catalog,
+        )
+    finally:
+        backend.close()
+    output.out.print(f"{report.describe()} ({output.human_size(report.bytes_copied)})", markup=False)
