@@ -12,6 +12,10 @@ pack whole. Copies run on ``destination.upload_concurrency`` threads; ``after_ea
 calling thread after every finished object with the bytes written (-1: it was there already); the
 backup run counts progress and heartbeats its lease there, and may raise to stop the copy. An object
 that appeared at the destination meanwhile is not an error.
+
+When the destination can copy an object inside the store (S3 to S3 on the same endpoint:
+:meth:`Backend.copy_from`, one CopyObject), no bytes pass through this process. With a
+``retention``, every object is written under that S3 Object Lock retention.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from vault.backup.objectlock import put_file, put_object
 from vault.errors import IntegrityError
 from vault.storage import Backend, ObjectExistsError
+from vault.storage.base import Retention
 
 IN_MEMORY = 64 * 1024 * 1024
 PIECE = 8 * 1024 * 1024
@@ -45,6 +51,7 @@ def copy_objects(
     keys: Iterable[tuple[str, int]],
     *,
     after_each: Callable[[int], None] | None = None,
+    retention: Retention | None = None,
 ) -> CopyResult:
     """Copy every (key, size) in ``keys`` from ``source`` to ``destination``; returns what was written."""
     workers = max(1, destination.upload_concurrency)
@@ -67,7 +74,7 @@ def copy_objects(
                     done, pending = wait(running, return_when=FIRST_COMPLETED)
                     running = set(pending)
                     settle(set(done))
-                running.add(pool.submit(copy_one, source, destination, key, size))
+                running.add(pool.submit(copy_one, source, destination, key, size, retention))
             done, _ = wait(running)
             running = set()
             settle(set(done))
@@ -78,16 +85,20 @@ def copy_objects(
     return CopyResult(totals[0], totals[1])
 
 
-def copy_one(source: Backend, destination: Backend, key: str, size: int) -> int:
+def copy_one(
+    source: Backend, destination: Backend, key: str, size: int, retention: Retention | None = None
+) -> int:
     """Copy one object; the bytes written, or -1 when the destination already had it."""
     try:
+        if destination.copy_from(source, key, size, retention):
+            return size
         if size <= IN_MEMORY:
             data = source.get(key, max_size=size)
             if len(data) != size:
                 raise IntegrityError(f"object {key} is {len(data)} bytes at the source, not {size}")
-            destination.put(key, data)
+            put_object(destination, key, data, retention)
         else:
-            destination.put_file(key, _spooled(source, destination, key, size))
+            put_file(destination, key, _spooled(source, destination, key, size), retention)
     except ObjectExistsError:
         return -1
     return size

@@ -15,7 +15,9 @@ For each schedule that runs (every enabled one that is due for ``--due``, or the
    of objects already there come from the newest readable object list, else from the target.
 4. Write the object list, then the sealed snapshot (:mod:`vault.backup.snapshot`) to the vault's
    recovery recipients: the sealed snapshot is the commit point, so an interrupted run leaves no
-   snapshot and only complete objects, and the next run copies the rest.
+   snapshot and only complete objects, and the next run copies the rest. With Object Lock
+   (:mod:`vault.backup.objectlock`) all of it is written locked, and then every object a snapshot
+   the retention policy keeps still needs gets its retain-until date moved to now + the lock period.
 5. Finish the run row (objects and bytes written, snapshot included), release the lease.
 
 Nothing here decrypts: the job needs storage and catalog access and the recovery recipients'
@@ -41,8 +43,10 @@ from vault import layout
 from vault.backup import snapshot
 from vault.backup.copy import copy_objects
 from vault.backup.definition import ScheduleDefinition, Target
+from vault.backup.forget import retained_keys
 from vault.backup.lease import LeaseOwner, validate_ttl
 from vault.backup.metrics import RunRecord, write_metrics
+from vault.backup.objectlock import extend_locks, put_object, run_retention
 from vault.backup.ping import HealthcheckPinger
 from vault.catalog import Catalog
 from vault.catalog.backups import BackupRun, ScheduleRecord
@@ -60,6 +64,7 @@ from vault.errors import (
 from vault.formats import keyslot
 from vault.keys import slots
 from vault.storage import Backend, StorageOptions, open_backend
+from vault.storage.base import Retention
 
 Clock = Callable[[], datetime]
 OpenTarget = Callable[[Target], Backend]
@@ -337,8 +342,9 @@ class BackupRunner:
         target = self._open_target(definition.target)
         try:
             snapshot.claim_target(target, self._vault_id)
+            retention = run_retention(definition, target, self._clock())
             rows = export_rows(self._catalog)
-            sizes = self._copy_missing(target, progress, beat)
+            sizes, fresh = self._copy_missing(target, progress, beat, retention)
             created = self._clock()
             snapshot_id = snapshot.new_snapshot_id(created)
             listing = snapshot.ObjectList(
@@ -368,15 +374,21 @@ class BackupRunner:
                 recipients,
                 snapshot.compress_json(payload),
             )
-            target.put(layout.snapshot_objects_key(snapshot_id), listing)
-            target.put(layout.snapshot_key(snapshot_id), sealed)
+            put_object(target, layout.snapshot_objects_key(snapshot_id), listing, retention)
+            put_object(target, layout.snapshot_key(snapshot_id), sealed, retention)
             progress.objects += 2
             progress.bytes += len(listing) + len(sealed)
+            if retention is not None:
+                fresh |= {layout.snapshot_key(snapshot_id), layout.snapshot_objects_key(snapshot_id)}
+                kept = retained_keys(target, self._vault_id, definition.retention, created)
+                extend_locks(target, kept - fresh, retention, after_each=beat)
             return snapshot_id
         finally:
             target.close()
 
-    def _copy_missing(self, target: Backend, progress: _Progress, beat: Callable[[], None]) -> dict[str, int]:
+    def _copy_missing(
+        self, target: Backend, progress: _Progress, beat: Callable[[], None], retention: Retention | None
+    ) -> tuple[dict[str, int], set[str]]:
         present = {key for key in target.list() if not layout.is_backup_key(key)}
         known = self._known_sizes(target)
         sizes: dict[str, int] = {}
@@ -394,8 +406,8 @@ class BackupRunner:
                 progress.bytes += written
             beat()
 
-        copy_objects(self._backend, target, missing, after_each=after_each)
-        return sizes
+        copy_objects(self._backend, target, missing, after_each=after_each, retention=retention)
+        return sizes, {key for key, _ in missing}
 
     def _known_sizes(self, target: Backend) -> dict[str, int]:
         for snapshot_id in reversed(snapshot.snapshot_ids(target)):

@@ -30,6 +30,9 @@ Design:
   When retries are exhausted the error is :class:`StorageUnavailableError` saying how
   often it was retried. Errors are mapped by :func:`vault.aws.translate` (this module
   only names the bucket or object first); no botocore type or exception leaves it.
+- **Object Lock, server-side copy.** ``put``/``put_file`` take an optional ``Retention`` (sent
+  with the CRC32 S3 requires for a locked write); ``extend_retention`` only ever moves a date later.
+  ``copy_from`` another S3 backend on the same endpoint is one CopyObject (up to 5 GiB).
 - **Reads.** ``get_range`` is one ranged GET. ``list`` pages through ListObjectsV2 and
   is for maintenance (gc, backup), never for push/pull.
 
@@ -39,12 +42,12 @@ for a missing object, which surfaces here as "access denied".
 
 from __future__ import annotations
 
-import builtins
-import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,21 +56,22 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from vault import aws
-from vault.errors import MlvaultError, NotFoundError, StorageUnavailableError, UsageError
-from vault.storage.base import Backend, ObjectExistsError, check_size, validate_key
-from vault.storage.s3_options import MiB, S3Tuning, check_endpoint, parse_s3_url
+from vault.errors import IntegrityError, MlvaultError, NotFoundError, StorageUnavailableError, UsageError
+from vault.storage.base import Backend, ObjectExistsError, Retention, check_size, validate_key
+from vault.storage.s3_multipart import Upload, put_multipart
+from vault.storage.s3_options import MiB, S3Tuning, check_endpoint, lock_args, parse_s3_url
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
     from vault.storage import StorageOptions
 
 __all__ = ["MiB", "S3Backend", "S3Tuning", "check_endpoint", "parse_s3_url"]
 
 _PUT_ID = "mlvault-put-id"
-_MAX_PARTS = 10_000
 _CONFLICT_ATTEMPTS = 3  # S3 answers 409 ConditionalRequestConflict to racing conditional writes
+_MAX_COPY = 5 * 1024 * MiB  # a single CopyObject copies at most 5 GiB
 
 
 def _is_key(key: str) -> bool:
@@ -248,22 +252,23 @@ class S3Backend(Backend):
 
     # -- the Backend interface -------------------------------------------------------------
 
-    def put(self, key: str, data: bytes) -> None:
-        """Store ``data`` with a conditional PUT."""
+    def put(self, key: str, data: bytes, *, retention: Retention | None = None) -> None:
+        """Store ``data`` with a conditional PUT (under Object Lock ``retention`` when given)."""
         name = self._name(key)
         token = secrets.token_hex(16)
+        extra = lock_args(retention)
         self._write_once(
             key,
             name,
             "PutObject",
             token,
             lambda: self._client.put_object(
-                Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*", Metadata={_PUT_ID: token}
+                Bucket=self.bucket, Key=name, Body=data, IfNoneMatch="*", Metadata={_PUT_ID: token}, **extra
             ),
         )
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Upload ``path`` (single PUT or multipart) and delete it."""
+    def put_file(self, key: str, path: Path, *, retention: Retention | None = None) -> None:
+        """Upload ``path`` (single PUT or multipart) and delete it; ``retention`` as for ``put``."""
         name = self._name(key)
         try:
             size = path.stat().st_size
@@ -279,83 +284,31 @@ class S3Backend(Backend):
                             Body=handle,
                             IfNoneMatch="*",
                             Metadata={_PUT_ID: token},
+                            **lock_args(retention),
                         )
 
                     self._write_once(key, name, "PutObject", token, put)
             else:
-                self._put_multipart(key, name, path, size)
+                self._put_multipart(key, name, path, size, retention)
         except OSError as exc:
             raise StorageUnavailableError(f"cannot read {path}: {exc.strerror}") from exc
         finally:
             path.unlink(missing_ok=True)
 
-    def _put_multipart(self, key: str, name: str, path: Path, size: int) -> None:
+    def _put_multipart(self, key: str, name: str, path: Path, size: int, retention: Retention | None) -> None:
         token = secrets.token_hex(16)
-        part_size = max(self.tuning.part_size, -(-size // _MAX_PARTS))
-        try:
-            upload_id = self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=name, Metadata={_PUT_ID: token}
-            )["UploadId"]
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, "CreateMultipartUpload", key) from exc
-        try:
-            parts = self._upload_parts(key, name, upload_id, path, part_size)
-            self._write_once(
-                key,
-                name,
-                "CompleteMultipartUpload",
-                token,
-                lambda: self._client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=name,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                    IfNoneMatch="*",
-                ),
-            )
-        except BaseException:
-            with contextlib.suppress(ClientError, BotoCoreError):  # best effort; a lifecycle rule cleans up
-                self._client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
-            raise
-
-    def _upload_parts(
-        self, key: str, name: str, upload_id: str, path: Path, part_size: int
-    ) -> builtins.list[CompletedPartTypeDef]:
-        """Upload the parts of ``path`` with at most ``parts_in_flight`` buffers alive."""
-        done: builtins.list[CompletedPartTypeDef] = []
-        pending: set[Future[CompletedPartTypeDef]] = set()
-
-        def collect(futures: set[Future[CompletedPartTypeDef]]) -> None:
-            for future in futures:
-                pending.discard(future)
-                done.append(future.result())
-
-        try:
-            with path.open("rb") as handle:
-                number = 1
-                while block := handle.read(part_size):
-                    if len(pending) >= self.tuning.parts_in_flight:
-                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        collect(finished)
-                    pending.add(self._pool.submit(self._upload_part, key, name, upload_id, number, block))
-                    number += 1
-            collect(set(wait(pending).done))
-        finally:
-            for future in pending:
-                future.cancel()
-            wait(pending)  # on failure, let running parts finish before the upload is aborted
-        return sorted(done, key=lambda part: part["PartNumber"])
-
-    def _upload_part(
-        self, key: str, name: str, upload_id: str, number: int, block: bytes
-    ) -> CompletedPartTypeDef:
-        try:
-            response = self._client.upload_part(
-                Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=block
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, f"UploadPart({number})", key) from exc
-        return {"PartNumber": number, "ETag": response["ETag"]}
+        tuning = self.tuning
+        upload = Upload(
+            self._client,
+            self._pool,
+            self.bucket,
+            name,
+            tuning.part_size,
+            tuning.parts_in_flight,
+            {_PUT_ID: token},
+        )
+        complete = partial(self._write_once, key, name, "CompleteMultipartUpload", token)
+        put_multipart(upload, path, size, retention, complete, partial(self._error, key=key))
 
     def get(self, key: str, max_size: int | None = None) -> bytes:
         """Return the whole object."""
@@ -371,12 +324,15 @@ class S3Backend(Backend):
             return b""
         return self._read(key, name, offset, length)
 
-    def size(self, key: str) -> int:
-        """Return the object's size from a HEAD."""
+    def _head(self, key: str) -> HeadObjectOutputTypeDef:
         try:
-            return self._client.head_object(Bucket=self.bucket, Key=self._name(key))["ContentLength"]
+            return self._client.head_object(Bucket=self.bucket, Key=self._name(key))
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "HeadObject", key) from exc
+
+    def size(self, key: str) -> int:
+        """Return the object's size from a HEAD."""
+        return self._head(key)["ContentLength"]
 
     def exists(self, key: str) -> bool:
         """Return whether the object exists (one HEAD)."""
@@ -404,6 +360,87 @@ class S3Backend(Backend):
                         yield key
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, "ListObjectsV2", prefix or None) from exc
+
+    # -- Object Lock and server-side copy ---------------------------------------------------
+
+    @cached_property
+    def object_lock_enabled(self) -> bool:
+        """Whether the bucket has Object Lock enabled (GetObjectLockConfiguration, asked once)."""
+        try:
+            answer = self._client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            if aws.error_code(exc) in {"ObjectLockConfigurationNotFoundError", "InvalidRequest"}:
+                return False
+            raise self._error(exc, "GetObjectLockConfiguration", None) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, "GetObjectLockConfiguration", None) from exc
+        return answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+    def _require_lock(self) -> None:
+        if not self.object_lock_enabled:
+            raise self._no_lock()
+
+    def put_locked(self, key: str, data: bytes, retention: Retention) -> None:
+        """``put`` under Object Lock ``retention``."""
+        self._require_lock()
+        self.put(key, data, retention=retention)
+
+    def put_file_locked(self, key: str, path: Path, retention: Retention) -> None:
+        """``put_file`` under Object Lock ``retention``."""
+        if not self.object_lock_enabled:
+            super().put_file_locked(key, path, retention)  # removes the file and refuses
+        self.put_file(key, path, retention=retention)
+
+    def retained_until(self, key: str) -> datetime | None:
+        """The object's Object Lock retain-until date (from a HEAD), or None."""
+        return self._head(key).get("ObjectLockRetainUntilDate")
+
+    def extend_retention(self, key: str, retention: Retention) -> bool:
+        """PutObjectRetention to ``retention.until`` when that is later than the current date."""
+        self._require_lock()
+        current = self.retained_until(key)
+        if current is not None and current >= retention.until:
+            return False
+        try:
+            self._client.put_object_retention(
+                Bucket=self.bucket,
+                Key=self._name(key),
+                Retention={"Mode": retention.mode, "RetainUntilDate": retention.until},
+                ChecksumAlgorithm="CRC32",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, "PutObjectRetention", key) from exc
+        return True
+
+    def copy_from(self, source: Backend, key: str, size: int, retention: Retention | None = None) -> bool:
+        """One conditional CopyObject from an S3 ``source`` on the same endpoint (objects up to 5 GiB)."""
+        if not isinstance(source, S3Backend) or source._endpoint != self._endpoint or size > _MAX_COPY:
+            return False
+        if retention is not None:
+            self._require_lock()
+        name, token = self._name(key), secrets.token_hex(16)
+        if self.exists(key):  # some S3-compatible stores ignore If-None-Match on a copy
+            raise ObjectExistsError(f"object {key} already exists")
+        head = source._head(key)
+        if head["ContentLength"] != size:
+            raise IntegrityError(f"object {key} is {head['ContentLength']} bytes at the source, not {size}")
+        self._write_once(
+            key,
+            name,
+            "CopyObject",
+            token,
+            lambda: self._client.copy_object(
+                Bucket=self.bucket,
+                Key=name,
+                CopySource={"Bucket": source.bucket, "Key": source._name(key)},
+                CopySourceIfMatch=head["ETag"],
+                IfNoneMatch="*",
+                MetadataDirective="REPLACE",
+                Metadata={_PUT_ID: token},
+                **lock_args(retention),
+            ),
+        )
+        return True
 
     def close(self) -> None:
         """Stop the worker threads and close the connection pool."""

@@ -4,6 +4,8 @@ The URL (``s3://bucket/prefix``: bucket name and prefix segments validated), the
 (HTTPS, or plain HTTP to a loopback host, or plain HTTP to another host only with
 ``allow_insecure_http``) and :class:`S3Tuning`, the retry, timeout and concurrency knobs.
 The CLI tells the user when plain HTTP is in use; this module only refuses.
+:func:`lock_args` turns a :class:`~vault.storage.base.Retention` into the request parameters of a
+locked write.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from vault.errors import UsageError
+from vault.storage.base import Retention
 
 MiB = 1 << 20
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -74,3 +77,18 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def lock_args(retention: Retention | None) -> dict[str, Any]:
+    """The PutObject / CopyObject / CreateMultipartUpload parameters of an Object Lock write.
+
+    S3 requires a checksum on a write that sets a retention period; CRC32 is the one botocore
+    computes by default, so naming it costs nothing.
+    """
+    if retention is None:
+        return {}
+    return {
+        "ObjectLockMode": retention.mode,
+        "ObjectLockRetainUntilDate": retention.until,
+        "ChecksumAlgorithm": "CRC32",
+    }

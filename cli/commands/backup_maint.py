@@ -1,0 +1,135 @@
+"""``mlvault backup forget`` and ``backup verify``: maintenance of a schedule's target.
+
+Registered on the ``backup`` group of :mod:`cli.commands.backup`. ``forget`` needs only the catalog
+and the target (no key); ``verify`` needs a key only for ``--read-data`` (the vault's keys, opened
+as ``pull`` opens them) and the recovery identity only to check snapshot authenticity.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from vault.backup.forget import forget_schedule
+from vault.backup.run import target_opener, this_process
+from vault.backup.verify import parse_fraction, verify_schedule
+from vault.errors import UsageError
+from vault.keycache import utc_now
+
+from .. import output
+from ..app import JsonOpt, global_options, handle_errors, identity_loader, open_vault, settings_of
+from ..output import emit_json
+from .backup import NameArg, backup_app
+
+
+@backup_app.command("forget")
+@handle_errors
+@global_options
+def backup_forget(
+    ctx: typer.Context,
+    name: NameArg,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show each snapshot and the rule that keeps it; delete nothing.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Apply the schedule's retention to its target and delete what no kept snapshot needs."""
+    opener = target_opener(settings_of(ctx).allow_insecure_http)
+    with open_vault(ctx) as v:
+        report = forget_schedule(
+            v.catalog,
+            v.backend,
+            v.config.vault_id,
+            name,
+            open_target=opener,
+            owner=this_process(),
+            clock=utc_now,
+            dry_run=dry_run,
+        )
+    if json_out:
+        emit_json(
+            {
+                "dry_run": report.dry_run,
+                "snapshots": [
+                    {"id": d.snapshot.id, "time": d.snapshot.time.isoformat(), "keep": list(d.reasons)}
+                    for d in report.decisions
+                ],
+                "snapshots_removed": report.snapshots_removed,
+                "objects_deleted": report.objects_deleted,
+                "bytes_deleted": report.bytes_deleted,
+                "locked_kept": report.locked_kept,
+            }
+        )
+        return
+    table = Table("snapshot", "time", "decision", box=None)
+    for d in report.decisions:
+        decision = "keep: " + ", ".join(d.reasons) if d.keep else "remove"
+        table.add_row(d.snapshot.id, f"{d.snapshot.time:%Y-%m-%d %H:%M} UTC", decision)
+    output.out.print(table)
+    verb = "would remove" if dry_run else "removed"
+    locked = f"; {len(report.locked_kept)} unreferenced objects kept: locked" if report.locked_kept else ""
+    output.out.print(
+        f"{verb} {len(report.snapshots_removed)} snapshots and {report.objects_deleted} objects "
+        f"({output.human_size(report.bytes_deleted)}){locked}",
+        markup=False,
+    )
+
+
+@backup_app.command("verify")
+@handle_errors
+@global_options
+def backup_verify(
+    ctx: typer.Context,
+    name: NameArg,
+    snapshot_id: Annotated[
+        str | None, typer.Option("--snapshot", help="Check this snapshot only (default: all).")
+    ] = None,
+    read_data: Annotated[
+        bool, typer.Option("--read-data", help="Decrypt every chunk of every referenced pack (needs a key).")
+    ] = False,
+    read_data_subset: Annotated[
+        str | None, typer.Option("--read-data-subset", help="Decrypt a deterministic sample, e.g. 5%.")
+    ] = None,
+    recovery_key: Annotated[
+        str | None,
+        typer.Option("--recovery-key", help="Recovery identity: also check snapshot authenticity."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a schedule's target end to end without restoring; exit 5 on damage, naming the objects."""
+    if read_data and read_data_subset is not None:
+        raise UsageError("give --read-data or --read-data-subset, not both")
+    fraction = 1.0 if read_data else None if read_data_subset is None else parse_fraction(read_data_subset)
+    settings = settings_of(ctx)
+    key = recovery_key or settings.identity
+    identity = identity_loader(key)() if key else None
+    with open_vault(ctx) as v:
+        report = verify_schedule(
+            v.catalog,
+            v.config.vault_id,
+            name,
+            open_target=target_opener(settings.allow_insecure_http),
+            snapshot_id=snapshot_id,
+            identity=identity,
+            keys=None if fraction is None else v.keys,
+            read_fraction=fraction,
+        )
+    if json_out:
+        emit_json({**vars(report), "ok": report.ok})
+    else:
+        read = (
+            f"; {report.manifests_read} manifests and {report.packs_read} of {report.packs_total} packs "
+            f"({report.chunks_checked} chunks) decrypted"
+            if fraction is not None
+            else ""
+        )
+        output.out.print(
+            f"checked {len(report.snapshots)} snapshots, {report.objects_checked} objects "
+            f"({output.human_size(report.bytes_listed)}){read}",
+            markup=False,
+        )
+        for item in report.not_checked:
+            output.out.print(f"not checked: {item}", markup=False)
+    report.raise_for_damage()
