@@ -17,9 +17,11 @@ its user-facing message style and its process exit code; the CLI prints
     │   └── CatalogDamagedError       exit 5   the catalog database is corrupt or not a database
     ├── DestinationExistsError        exit 6   pull target already exists
     ├── StorageUnavailableError       exit 7   backend unreachable, throttled past retries, denied
+    │   └── AuditUnavailableError     exit 7   the audit row could not be written: operation refused
     ├── ConfigurationError            exit 8   unsupported format/version/schema, bad vault config
     │   └── CatalogTooNewError        exit 8   catalog schema newer than this mlvault
     ├── ConflictError                 exit 9   an object or row that must be unique already exists
+    ├── AnomaliesFoundError           exit 16  `audit anomalies` found something to look at
     ├── BackupFailedError             exit 17  a backup schedule is overdue, or its last run failed
     └── VerificationError             exit 10  a signature check failed (base of the signing tree)
         ├── MalformedSignatureError   exit 11  bundle cannot be parsed / wrong media or predicate type
@@ -88,6 +90,10 @@ class StorageUnavailableError(MlvaultError):
     exit_code = 7
 
 
+class AuditUnavailableError(StorageUnavailableError):
+    """The audit log could not record an operation, so the operation is refused (fail closed)."""
+
+
 class ConfigurationError(MlvaultError):
     """The vault's configuration or a stored format is not one this mlvault supports."""
 
@@ -102,6 +108,12 @@ class ConflictError(MlvaultError):
     """Something that must be unique already exists."""
 
     exit_code = 9
+
+
+class AnomaliesFoundError(MlvaultError):
+    """``audit anomalies`` found at least one anomaly (for cron alerting)."""
+
+    exit_code = 16
 
 
 class BackupFailedError(MlvaultError):

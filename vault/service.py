@@ -43,6 +43,8 @@ Progress = Callable[[int], None]
 KINDS = ("model", "dataset")
 
 if TYPE_CHECKING:
+    from vault.access.service import AccessControl
+    from vault.clientstate import ClientState
     from vault.clientstate.identities import PublicIdentity
 
 __all__ = ["CheckReport", "PullResult", "PushResult", "RekeyReport", "SlotInfo", "Vault", "VersionDetails"]
@@ -200,6 +202,21 @@ class Vault:
     def check(self, *, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
         """Verify structure; with ``read_data`` decrypt and verify every chunk and manifest."""
         return run_check(self.repository, read_data=read_data, progress=progress)
+
+    def access(self, state: ClientState, clock: Clock = utc_now) -> AccessControl:
+        """The signed access policy (vault.access.service), with ``state``'s admin pins; this vault
+        adds and removes key slots for read grants."""
+        from vault.access.service import AccessControl, access_pins
+
+        return AccessControl(
+            self.catalog,
+            access_pins(state),
+            state.trust_pins,
+            self,
+            vault_id=self.config.vault_id,
+            actor=self.principal,
+            clock=clock,
+        )
 
     def backup_schedules(self, clock: Clock = utc_now) -> BackupSchedules:
         """Backup schedules, their history and status (vault.backup.schedules); opens no key."""

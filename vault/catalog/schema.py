@@ -246,3 +246,24 @@ backup_runs = Table(
     Column("error", Text),
     Index("ix_backup_runs_schedule", "schedule_id", "id"),
 )
+
+# The audit log (migration 0005): one hash-chained row per operation (vault.audit.chain). ``seq``
+# is allocated by the appender under a lock (vault.catalog.audit), never by the database.
+# ``details`` is the row's details as JSON; ``prev_hash`` and ``hash`` are hex SHA-256.
+# ``key_event`` names the key_events row a row was imported from (outside the hash; it only
+# stops the same event being imported twice).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("principal", Text, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("key_event", Integer, unique=True),
+    Index("ix_audit_log_at", "at"),
+)
