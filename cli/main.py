@@ -13,10 +13,36 @@ import typer
 
 from . import output
 from .app import app, one_line
-from .commands import access, audit, backup, backup_maint, core, identity, keys, rekey, sign, signature, trust, vaultkeys
+from .commands import (
+    access,
+    audit,
+    backup,
+    backup_maint,
+    core,
+    identity,
+    keys,
+    rekey,
+    sign,
+    signature,
+    trust,
+    vaultkeys,
+)
 
 __all__ = ["app", "main"]
-_MOUNTED = (access, audit, backup, backup_maint, core, identity, keys, rekey, sign, signature, trust, vaultkeys)
+_MOUNTED = (
+    access,
+    audit,
+    backup,
+    backup_maint,
+    core,
+    identity,
+    keys,
+    rekey,
+    sign,
+    signature,
+    trust,
+    vaultkeys,
+)
 
 
 def main() -> None:
