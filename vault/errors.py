@@ -21,6 +21,7 @@ its user-facing message style and its process exit code; the CLI prints
     ├── ConfigurationError            exit 8   unsupported format/version/schema, bad vault config
     │   └── CatalogTooNewError        exit 8   catalog schema newer than this mlvault
     ├── ConflictError                 exit 9   an object or row that must be unique already exists
+    ├── PermissionDeniedError         exit 15  the access policy does not give the caller the capability
     ├── AnomaliesFoundError           exit 16  `audit anomalies` found something to look at
     ├── BackupFailedError             exit 17  a backup schedule is overdue, or its last run failed
     └── VerificationError             exit 10  a signature check failed (base of the signing tree)
@@ -108,6 +109,12 @@ class ConflictError(MlvaultError):
     """Something that must be unique already exists."""
 
     exit_code = 9
+
+
+class PermissionDeniedError(MlvaultError):
+    """The signed access policy does not give the caller the capability this needs (checked first)."""
+
+    exit_code = 15
 
 
 class AnomaliesFoundError(MlvaultError):

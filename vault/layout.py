@@ -14,6 +14,7 @@ kind is not ours, and the caller treats it as foreign rather than guessing.
     manifests/<version id>      sealed version manifests
     manifests/<version id>.e<N> the same manifest re-sealed under key epoch N (``rekey --reencrypt``)
     packs/<id[:2]>/<pack id>    packs of encrypted chunk records
+    audit/<seq, 20 digits>      audit checkpoints (vault.audit.checkpoint), zero-padded so a listing sorts
 
 A backup target (:mod:`vault.backup`) holds verbatim copies of those objects under the same keys,
 plus three kinds of its own::
@@ -36,6 +37,7 @@ CONFIG = "config"
 KEYS_PREFIX = "keys/"
 MANIFESTS_PREFIX = "manifests/"
 PACKS_PREFIX = "packs/"
+AUDIT_PREFIX = "audit/"
 OWNER_RING = "owner"
 BACKUP_TARGET = "backup/target"
 SNAPSHOTS_PREFIX = "snapshots/"
@@ -160,3 +162,23 @@ def parse_snapshot_objects_key(key: str) -> str | None:
 def is_backup_key(key: str) -> bool:
     """Whether ``key`` is one of a backup target's own objects (not a copy of a vault object)."""
     return key == BACKUP_TARGET or key.startswith(SNAPSHOTS_PREFIX)
+
+
+_AUDIT_DIGITS = 20
+_AUDIT_RE = re.compile(r"^audit/([0-9]{20})$")
+
+
+def audit_checkpoint_key(seq: int) -> str:
+    """Storage key of the audit checkpoint that pins row ``seq`` (1 ≤ seq < 2**63)."""
+    if isinstance(seq, bool) or not 0 < seq < 1 << 63:
+        raise ValueError(f"audit sequence {seq!r} out of range")
+    return f"{AUDIT_PREFIX}{seq:0{_AUDIT_DIGITS}d}"
+
+
+def parse_audit_checkpoint_key(key: str) -> int | None:
+    """The row an audit checkpoint key pins, or None if ``key`` is not one."""
+    match = _AUDIT_RE.match(key)
+    if match is None:
+        return None
+    seq = int(match.group(1))
+    return seq if 0 < seq < 1 << 63 else None

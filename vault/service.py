@@ -10,6 +10,7 @@ calls exactly one method per command.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import socket
@@ -19,9 +20,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vault.audit.events import Action
+from vault.audit.service import AuditedSignatures, AuditService, audit_details
 from vault.backup.run import DEFAULT_LEASE_TTL, BackupRunner, target_opener
 from vault.backup.schedules import BackupSchedules, Clock
 from vault.catalog import ArtifactRow, Catalog, FileRow, VersionRow
+from vault.catalog.signatures import SignatureCatalog
 from vault.crypto.kdf import RFC9106_LOW_MEMORY, KdfParams
 from vault.errors import ConflictError, UsageError
 from vault.formats.config import VaultConfig
@@ -89,7 +93,7 @@ class Vault:
     ) -> None:
         self.backend = backend
         self.catalog = catalog
-        self.signature_store = catalog.signature_store()
+        self.signature_store: SignatureCatalog = AuditedSignatures(catalog, lambda: self.audit)
         self.config = config
         self.keys = keys
         self.principal = principal or default_principal()
@@ -111,12 +115,25 @@ class Vault:
         """The vault's 16-byte id."""
         return bytes.fromhex(self.config.vault_id)
 
+    @functools.cached_property
+    def audit(self) -> AuditService:
+        """The vault's audit log (vault.audit.service); rows name the identity when one is given."""
+        return AuditService(
+            self.catalog,
+            self.backend,
+            self.vault_id,
+            principal=self.principal,
+            identity=self.keys.identity,
+            clock=self.keys.clock,
+        )
+
     def unlock(self, *, owner: bool = False) -> None:
         """Fail fast: load the identity given, else (or with ``owner``) open the owner key."""
-        if owner:
-            self.keys.owner_key()
-        else:
-            self.keys.unlock()
+        with self.audit.failures(Action.UNLOCK, "vault"):
+            if owner:
+                self.keys.owner_key()
+            else:
+                self.keys.unlock()
 
     def push(
         self,
@@ -150,7 +167,10 @@ class Vault:
             parents=tuple(self.resolve(p) for p in parents),
             principal=self.principal,
         )
-        return push_version(request, self.repository, progress=progress)
+        with self.audit.failures(Action.PUSH, artifact):
+            result = push_version(request, self.repository, progress=progress)
+        self.audit.changed(Action.PUSH, f"{artifact}@v{result.number}", audit_details(result))
+        return result
 
     def resolve(self, ref: str | Ref) -> VersionRow:
         """The version a reference names."""
@@ -178,7 +198,10 @@ class Vault:
         authenticated manifest before anything is written; it raises to refuse the pull.
         """
         version = self.resolve(ref)
-        return pull_version(version, Path(dest), self.repository, progress=progress, verifier=verifier)
+        target = f"{version.artifact}@v{version.number}"
+        with self.audit.failures(Action.PULL, target):
+            hook = self.audit.before_read(Action.PULL, target, version, verifier)
+            return pull_version(version, Path(dest), self.repository, progress=progress, verifier=hook)
 
     def list_artifacts(self, prefix: str = "") -> list[ArtifactRow]:
         """Artifacts under ``prefix``."""
@@ -192,12 +215,18 @@ class Vault:
         """A version with files, metadata and lineage (from the catalog; no key needed)."""
         version = self.resolve(ref)
         contents = self.catalog.version_details(version.id)
+        self.audit.record(
+            Action.SHOW, f"{version.artifact}@v{version.number}", details={"files": len(contents.files)}
+        )
         return VersionDetails(version, contents.files, contents.metadata, contents.parents)
 
     def tag(self, ref: str, tag: str) -> tuple[VersionRow, str | None]:
         """Point ``tag`` at the version ``ref`` names; returns it and the previous version id."""
         version = self.resolve(ref)
-        return version, self.catalog.set_tag(version, check_tag(tag), self.principal)
+        previous = self.catalog.set_tag(version, check_tag(tag), self.principal)
+        details = {"version": f"v{version.number}", "previous": previous}
+        self.audit.changed(Action.TAG, f"{version.artifact}@{tag}", details)
+        return version, previous
 
     def check(self, *, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
         """Verify structure; with ``read_data`` decrypt and verify every chunk and manifest."""
@@ -250,26 +279,40 @@ class Vault:
         allow_slow_kdf: bool = False,
     ) -> str:
         """Another passphrase on the owner key; returns the new slot id."""
-        return admin.add_passphrase(
-            self.keys, self.backend, self.catalog, passphrase, kdf, label=label, allow_slow_kdf=allow_slow_kdf
+        return self.audit.keys_changed(
+            admin.add_passphrase(
+                self.keys,
+                self.backend,
+                self.catalog,
+                passphrase,
+                kdf,
+                label=label,
+                allow_slow_kdf=allow_slow_kdf,
+            )
         )
 
     def add_kms_slot(self, key_id: str, *, label: str | None = None) -> str:
         """The owner key wrapped by an AWS KMS data key under ``key_id``; returns the new slot id."""
-        return admin.add_kms(self.keys, self.backend, self.catalog, key_id, label=label)
+        return self.audit.keys_changed(
+            admin.add_kms(self.keys, self.backend, self.catalog, key_id, label=label)
+        )
 
     def add_recipient(self, public: PublicIdentity, namespace: str, *, label: str | None = None) -> str:
         """Wrap ``namespace``'s keyring to ``public`` (it can then read and push there)."""
         _check_namespace(namespace)
-        return admin.add_recipient(self.keys, self.backend, self.catalog, public, namespace, label=label)
+        return self.audit.keys_changed(
+            admin.add_recipient(self.keys, self.backend, self.catalog, public, namespace, label=label)
+        )
 
     def add_recovery(self, public: PublicIdentity, *, label: str | None = None) -> str:
         """Wrap the owner key to ``public``: its private key opens (and restores) everything."""
-        return admin.add_recovery(self.keys, self.backend, self.catalog, public, label=label)
+        return self.audit.keys_changed(
+            admin.add_recovery(self.keys, self.backend, self.catalog, public, label=label)
+        )
 
     def remove_slot(self, slot_id: str) -> SlotInfo:
         """Delete a key slot (never the last one that opens the owner key)."""
-        return admin.remove_slot(self.keys, self.backend, self.catalog, slot_id)
+        return self.audit.keys_changed(admin.remove_slot(self.keys, self.backend, self.catalog, slot_id))
 
     def rekey(
         self,
@@ -283,13 +326,15 @@ class Vault:
         rewritten under the newest epoch, then the older epochs retired."""
         _check_namespace(namespace)
         if reencrypt:
-            return rekey_and_reencrypt(
-                self.repository, namespace, drop_unrewrappable=drop_unrewrappable, progress=progress
+            return self.audit.keys_changed(
+                rekey_and_reencrypt(
+                    self.repository, namespace, drop_unrewrappable=drop_unrewrappable, progress=progress
+                )
             )
         result, _ = rekey_namespace(
             self.keys, self.backend, self.catalog, namespace, drop_unrewrappable=drop_unrewrappable
         )
-        return RekeyReport(result)
+        return self.audit.keys_changed(RekeyReport(result))
 
 
 def _check_namespace(namespace: str) -> None:

@@ -224,6 +224,11 @@ def _reseal(v: vault.Vault, ref: str, rewrite: dict[str, object]) -> None:
     path.write_bytes(blob)
 
 
+def but_catalog(snap: dict[str, tuple[str, int, str]]) -> dict[str, tuple[str, int, str]]:
+    """A snapshot without the catalog file, which now holds the refused pull's audit row."""
+    return {path: entry for path, entry in snap.items() if "catalog.sqlite" not in path}
+
+
 @pytest.mark.parametrize("hostile", HOSTILE_PATHS)
 def test_sealed_manifest_with_hostile_file_path_is_refused(
     pushed: vault.Vault, tmp_path: Path, hostile: str
@@ -240,7 +245,8 @@ def test_sealed_manifest_with_hostile_file_path_is_refused(
 
     with pytest.raises(HostileManifestError, match=r"escape|not a valid"):
         pushed.pull("team/model", work / "out")
-    assert snapshot(tmp_path) == before  # nothing written anywhere, inside or outside
+    assert but_catalog(snapshot(tmp_path)) == but_catalog(before)  # nothing written anywhere
+    assert pushed.audit.rows()[-1].outcome == "failed"  # only the refused pull's audit row
     report = pushed.check(read_data=True)
     assert "team/model@v1: (all files)" in report.damaged_files
 
@@ -260,7 +266,7 @@ def test_sealed_manifest_with_hostile_dir_path_is_refused(
     before = snapshot(tmp_path)
     with pytest.raises(HostileManifestError):
         pushed.pull("team/model", work / "out")
-    assert snapshot(tmp_path) == before
+    assert but_catalog(snapshot(tmp_path)) == but_catalog(before)
 
 
 def test_sealed_manifest_with_file_below_file_or_symlink_entry_is_refused(

@@ -32,7 +32,7 @@ from vault import layout
 from vault.backup import snapshot
 from vault.backup.lease import LeaseOwner
 from vault.backup.objectlock import locked
-from vault.backup.retention import Decision, RetentionPolicy, SnapshotInfo, apply_policy
+from vault.backup.retention import REASON_LOCKED, Decision, RetentionPolicy, SnapshotInfo, apply_policy
 from vault.catalog import Catalog
 from vault.errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError
 from vault.formats import ALTERED
@@ -97,11 +97,12 @@ def snapshot_keys(snapshot_id: str) -> tuple[str, str]:
 
 
 def retained_keys(target: Backend, vault_id: str, policy: RetentionPolicy, now: datetime) -> set[str]:
-    """Every object that the snapshots the policy keeps need, their own two objects included."""
+    """Every object the snapshots the policy keeps (not only for their lock) need, their own included."""
     listings = {s.snapshot_id: s for s in read_snapshots(target, vault_id)}
     keys: set[str] = set()
     for decision in decide(target, list(listings.values()), policy, now):
-        if decision.keep:
+        # Kept only because it is locked: extending it would keep it locked for ever.
+        if set(decision.reasons) - {REASON_LOCKED}:
             keys.update(listings[decision.snapshot.id].objects)
             keys.update(snapshot_keys(decision.snapshot.id))
     return keys

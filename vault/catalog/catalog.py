@@ -10,7 +10,8 @@ queries live in one module per aggregate:
 - :mod:`vault.catalog.chunks`: the chunk index and the packs (``lookup_chunks``, ``add_pack``, …);
 - :mod:`vault.catalog.versions`: artifacts, versions, tags, files, lineage (``resolve``, …);
 - :mod:`vault.catalog.backups`: backup schedules, run history, leases (``add_backup_schedule``, …);
-- :mod:`vault.catalog.audit`: the hash-chained audit log (``append_audit``, ``audit_stored_rows``, …).
+- :mod:`vault.catalog.audit`: the hash-chained audit log (``append_audit``, ``audit_stored_rows``, …);
+- :mod:`vault.catalog.access`: signed access-policy documents and their index (``store_access_policy``, …).
 
 :class:`Catalog` *inherits* them, so the rest of mlvault sees one flat interface and the
 aggregates are not part of the public surface. Of the two ways to drop the duplicated
@@ -33,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
 
 from vault.catalog import migrate
+from vault.catalog.access import AccessIndex
 from vault.catalog.audit import AuditLogIndex
 from vault.catalog.backups import BackupIndex
 from vault.catalog.chunks import ChunkIndex
@@ -90,7 +92,9 @@ def _require_vault(engine: Engine, parsed: URL, vault_id: str) -> None:
         )
 
 
-class Catalog(VaultInfo, KeyringIndex, KeySlotIndex, ChunkIndex, VersionIndex, BackupIndex, AuditLogIndex):
+class Catalog(
+    VaultInfo, KeyringIndex, KeySlotIndex, ChunkIndex, VersionIndex, BackupIndex, AuditLogIndex, AccessIndex
+):
     """Named queries and writes over one catalog database (the aggregates' methods, inherited)."""
 
     @property

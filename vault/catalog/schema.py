@@ -267,3 +267,39 @@ audit_log = Table(
     Column("key_event", Integer, unique=True),
     Index("ix_audit_log_at", "at"),
 )
+
+# The access policy (migration 0006). ``access_policies`` holds the admin-signed documents, one per
+# serial, append-only; clients decide only from a document that a pinned admin key signed. The two
+# other tables are an index of the newest document, rewritten with it in one transaction, for SQL
+# joins (audit, reports): a row added here by hand grants nothing.
+access_policies = Table(
+    "access_policies",
+    metadata,
+    Column("serial", Integer, primary_key=True, autoincrement=False),
+    Column("document", LargeBinary, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+access_principals = Table(
+    "access_principals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("signing_fingerprint", String(64), nullable=False),
+    Column("expires", String(10)),
+    Column("removed_at", DateTime(timezone=True)),
+)
+
+access_grants = Table(
+    "access_grants",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("principal_id", String(32), nullable=False),
+    Column("pattern", String(4096), nullable=False),
+    Column("capabilities", String(255), nullable=False),
+    Column("deny", Boolean, nullable=False),
+    Index("ix_access_grants_principal", "principal_id"),
+)

@@ -30,9 +30,8 @@ Design:
   When retries are exhausted the error is :class:`StorageUnavailableError` saying how
   often it was retried. Errors are mapped by :func:`vault.aws.translate` (this module
   only names the bucket or object first); no botocore type or exception leaves it.
-- **Object Lock, server-side copy.** ``put``/``put_file`` take an optional ``Retention`` (sent
-  with the CRC32 S3 requires for a locked write); ``extend_retention`` only ever moves a date later.
-  ``copy_from`` another S3 backend on the same endpoint is one CopyObject (up to 5 GiB).
+- **Object Lock, server-side copy.** ``put``/``put_file`` take a ``Retention``; ``extend_retention``
+  only moves a date later; ``copy_from`` an S3 source on the same endpoint is one CopyObject (≤ 5 GiB).
 - **Reads.** ``get_range`` is one ranged GET. ``list`` pages through ListObjectsV2 and
   is for maintenance (gc, backup), never for push/pull.
 
@@ -290,6 +289,8 @@ class S3Backend(Backend):
                     self._write_once(key, name, "PutObject", token, put)
             else:
                 self._put_multipart(key, name, path, size, retention)
+                if retention is not None:  # some stores (moto) drop the lock of a multipart upload
+                    self.extend_retention(key, retention)
         except OSError as exc:
             raise StorageUnavailableError(f"cannot read {path}: {exc.strerror}") from exc
         finally:
@@ -437,9 +438,10 @@ class S3Backend(Backend):
                 IfNoneMatch="*",
                 MetadataDirective="REPLACE",
                 Metadata={_PUT_ID: token},
-                **lock_args(retention),
             ),
         )
+        if retention is not None:  # a copy has no body to checksum: lock it in a second request
+            self.extend_retention(key, retention)
         return True
 
     def close(self) -> None:
