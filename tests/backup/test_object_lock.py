@@ -54,8 +54,8 @@ def lock_bucket(s3_admin: S3Client) -> Callable[[], str]:
     return create
 
 
-def backend(url: str, endpoint: str, **tuning: int) -> S3Backend:
-    options = StorageOptions(endpoint_url=endpoint, tuning=S3Tuning(**tuning) if tuning else None)
+def backend(url: str, endpoint: str, tuning: S3Tuning | None = None) -> S3Backend:
+    options = StorageOptions(endpoint_url=endpoint, tuning=tuning)
     return S3Backend.from_url(url, options)
 
 
@@ -78,7 +78,9 @@ def test_locked_writes_refuse_a_version_delete_and_extend_only_later(
     locked_store.put_locked("packs/ab/one", b"x" * 100, Retention("GOVERNANCE", until))
     big = tmp_path / "big"
     big.write_bytes(os.urandom(11 * MiB))
-    multipart = backend(locked_store.url, moto_endpoint, multipart_threshold=5 * MiB, part_size=5 * MiB)
+    multipart = backend(
+        locked_store.url, moto_endpoint, S3Tuning(multipart_threshold=5 * MiB, part_size=5 * MiB)
+    )
     multipart.put_file_locked("packs/ab/two", big, Retention("COMPLIANCE", until))
     assert not big.exists() and multipart.size("packs/ab/two") == 11 * MiB
     multipart.close()
