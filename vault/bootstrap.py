@@ -25,7 +25,17 @@ from vault.crypto.keyring import new_id
 from vault.errors import ConfigurationError, ConflictError, NotFoundError, UsageError
 from vault.formats import config as config_format
 from vault.formats.config import ChunkerParams, VaultConfig
-from vault.keycache import Clock, IdentitySource, KeyCache, Passphrase, Unlock, passphrase_bytes, utc_now
+from vault.keycache import (
+    Clock,
+    IdentitySource,
+    KeyCache,
+    OpenedBy,
+    Passphrase,
+    Unlock,
+    owner_commitment,
+    passphrase_bytes,
+    utc_now,
+)
 from vault.keys.kms import AwsKms, KmsKeys, KmsOptions
 from vault.service import Vault, default_principal
 from vault.storage import StorageOptions, open_backend
@@ -75,7 +85,8 @@ def init_vault(
 ) -> Vault:
     """Create a new vault at ``url`` and return it open.
 
-    With ``client_state``, a team catalog URL is pinned for the new vault (see open_vault).
+    With ``client_state``, a team catalog URL and the new owner key are pinned for the new vault
+    (see open_vault), and the first slot is remembered as the one to try first.
     KDF parameters far slower than the default need ``allow_slow_kdf`` (see vault.keystore).
     """
     keystore.refuse_slow_kdf(kdf, allow_slow_kdf=allow_slow_kdf)
@@ -104,11 +115,17 @@ def init_vault(
     actor = principal or default_principal()
     (first_slot,) = [key.rsplit("/", 1)[-1] for key in backend.list(layout.slot_prefix(layout.OWNER_RING))]
     catalog.record_slot(first_slot, layout.OWNER_RING, "passphrase", None, actor, clock())
+    if client_state is not None:  # the creating client pins at once: no first use to trust later
+        client_state.pin_owner_key(config.vault_id, owner_commitment(vault_id, owner_key))
+        client_state.remember_slot(config.vault_id, first_slot)
     keys = KeyCache(
         backend,
         vault_id,
         Unlock(passphrase=passphrase, kms=AwsKms(KmsOptions.from_storage(storage_options))),
         owner_key=owner_key,
+        opened_by=OpenedBy("passphrase", first_slot, secret),
+        slot_memory=client_state,
+        key_pins=client_state,
         ledger=catalog,
         actor=actor,
         clock=clock,
@@ -191,6 +208,7 @@ def open_vault(
         bytes.fromhex(config.vault_id),
         sources,
         slot_memory=client_state,
+        key_pins=client_state,
         ledger=catalog,
         actor=actor,
         clock=clock,

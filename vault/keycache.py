@@ -19,22 +19,25 @@ pull fetches any data. The owner key is unlocked at most once per cache: a failu
 so no slot is tried with a KDF twice. Slots that open are stamped "last used" in the catalog
 (best effort, with the injected clock).
 
-**Key pins.** A storage writer can plant an x25519 (or aws-kms) slot that opens for a user and
-wraps a key of its choosing, so the client pins (:class:`KeyPinStore`) commitments to the owner key
-and each keyring on first sight, whichever source opened them, and refuses another key later
+**Key pins** (:mod:`vault.keys.pins`). A storage writer can plant an x25519 (or aws-kms) slot
+that opens for a user and wraps a key of its choosing, so the client pins commitments to the owner
+key and each keyring on first sight, whichever source opened them, and refuses another key later
 (IntegrityError), skipping that slot for the next; a keyring's authenticated owner slot goes first.
+A passphrase that opens an owner key other than the pinned one is accepted as a rotation when
+every pinned keyring authenticates under it (see :mod:`vault.keys.pins`).
+
+**After a rekey.** The cache remembers how the owner key was opened (:class:`OpenedBy`: the
+source, the slot, and the passphrase bytes), which an owner-key rotation needs to rewrap that
+passphrase; :meth:`KeyCache.replace_owner_key` and :meth:`KeyCache.replace_keyring` swap in the
+keys a rekey made, so the same process goes on with the new ones.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
-import hmac
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, TypeVar
 
 from vault import keystore, layout
 from vault.crypto import aead
@@ -43,6 +46,18 @@ from vault.errors import AuthenticationError, IntegrityError, MlvaultError
 from vault.formats import keyring as keyring_format
 from vault.formats import keyslot
 from vault.keys import slots
+from vault.keys.pins import KeyPinStore as KeyPinStore
+from vault.keys.pins import Pins
+from vault.keys.pins import keyring_commitment as keyring_commitment
+from vault.keys.pins import owner_commitment as owner_commitment
+from vault.keys.sources import Clock as Clock
+from vault.keys.sources import IdentitySource as IdentitySource
+from vault.keys.sources import OpenedBy as OpenedBy
+from vault.keys.sources import Passphrase as Passphrase
+from vault.keys.sources import SlotLedger, SlotMemory
+from vault.keys.sources import Unlock as Unlock
+from vault.keys.sources import passphrase_bytes as passphrase_bytes
+from vault.keys.sources import utc_now as utc_now
 from vault.storage import Backend
 
 if TYPE_CHECKING:
@@ -50,111 +65,7 @@ if TYPE_CHECKING:
     from vault.clientstate.identities import Identity
     from vault.keys.kms import KmsKeys
 
-Passphrase = bytes | str | Callable[[], bytes | str] | None
-IdentitySource = Callable[[], "Identity"]
-Clock = Callable[[], dt.datetime]
 T = TypeVar("T")
-
-
-def owner_commitment(vault_id: bytes, owner_key: bytes) -> str:
-    """SHA-256(label ‖ vault id ‖ owner key), hex: what a client pins for a vault's owner key."""
-    return hashlib.sha256(b"mlvault/commit/owner/v1" + vault_id + owner_key).hexdigest()
-
-
-def keyring_commitment(vault_id: bytes, keyring: Keyring) -> str:
-    """SHA-256(label ‖ vault id ‖ ring id ‖ id key), hex: what a client pins for a keyring. Not the
-    DEKs: a rekey appends one and ``--reencrypt`` retires the old ones, but never changes the id key."""
-    material = keyring.ring_id + keyring.id_key
-    return hashlib.sha256(b"mlvault/commit/keyring/v1" + vault_id + material).hexdigest()
-
-
-def utc_now() -> dt.datetime:
-    """The default clock."""
-    return dt.datetime.now(dt.UTC)
-
-
-class SlotMemory(Protocol):
-    """Where this client remembers the key slot that last opened each vault (a ClientState)."""
-
-    def last_slot(self, vault_id: str) -> str | None:
-        """The slot id (hex) that last opened ``vault_id``, if any."""
-        ...
-
-    def remember_slot(self, vault_id: str, slot_id: str) -> None:
-        """Remember that ``slot_id`` opened ``vault_id``."""
-        ...
-
-
-class SlotLedger(Protocol):
-    """What the key cache tells the catalog: slots that opened, keyring slots it made."""
-
-    def touch_slot(self, slot_id: str, at: dt.datetime) -> None:
-        """Stamp ``slot_id`` as used at ``at`` (best effort)."""
-        ...
-
-    def record_slot(
-        self,
-        slot_id: str,
-        ring: str,
-        kind: str,
-        label: str | None,
-        actor: str,
-        at: dt.datetime,
-        *,
-        recipient_public: bytes | None = None,
-    ) -> None:
-        """Record a new slot and its key event."""
-        ...
-
-    def all_keyrings(self) -> dict[str, str]:
-        """namespace → ring id."""
-        ...
-
-
-@runtime_checkable
-class KeyPinStore(Protocol):
-    """Where this client pins commitments to each vault's keys on first use (a ClientState)."""
-
-    def pinned_keyring(self, vault_id: str, ring_id: str) -> str | None:
-        """The commitment pinned for keyring ``ring_id``, if any (pins nothing)."""
-        ...
-
-    def pin_owner_key(self, vault_id: str, commitment: str) -> str:
-        """Pin ``commitment`` for the owner key unless one is pinned; return the one pinned."""
-        ...
-
-    def pin_keyring(self, vault_id: str, ring_id: str, commitment: str) -> str:
-        """Pin ``commitment`` for keyring ``ring_id`` unless one is pinned; return the one pinned."""
-        ...
-
-
-@dataclass(frozen=True)
-class Unlock:
-    """The sources an unlock may use; see the module docstring for the order."""
-
-    passphrase: Passphrase = None
-    passphrase_is_prompt: bool = False  # the passphrase source would only prompt (nothing given)
-    identity: IdentitySource | None = None
-    kms: KmsKeys | None = None
-    use_kms: bool = False  # --kms: use KMS even though another source was given
-    allow_slow_kdf: bool = False
-
-    @property
-    def explicit(self) -> bool:
-        """Whether the user named a source (then prompting and automatic KMS are off)."""
-        return (
-            self.identity is not None
-            or self.use_kms
-            or (self.passphrase is not None and not self.passphrase_is_prompt)
-        )
-
-
-def passphrase_bytes(source: Passphrase) -> bytes:
-    """The passphrase ``source`` yields, as bytes; AuthenticationError if there is none."""
-    value = source() if callable(source) else source
-    if value is None:
-        raise AuthenticationError("a passphrase is needed: set MLVAULT_PASSPHRASE or use --passphrase-file")
-    return value.encode() if isinstance(value, str) else value
 
 
 class KeyCache:
@@ -167,6 +78,7 @@ class KeyCache:
         unlock: Unlock | Passphrase = None,
         *,
         owner_key: bytes | None = None,
+        opened_by: OpenedBy | None = None,
         slot_memory: SlotMemory | None = None,
         key_pins: KeyPinStore | None = None,
         ledger: SlotLedger | None = None,
@@ -175,11 +87,12 @@ class KeyCache:
     ) -> None:
         if key_pins is None and isinstance(slot_memory, KeyPinStore):
             key_pins = slot_memory  # a ClientState is both
-        self._pins = key_pins
+        self._pins = Pins(key_pins, vault_id)
         self._backend = backend
         self._vault_id = vault_id
         self.sources = unlock if isinstance(unlock, Unlock) else Unlock(passphrase=unlock)
         self._owner_key = owner_key
+        self._opened = opened_by or (OpenedBy("given") if owner_key is not None else None)
         self._owner_error: MlvaultError | None = None
         self._identity: Identity | None = None
         self._slot_memory = slot_memory
@@ -193,6 +106,11 @@ class KeyCache:
     def vault_id(self) -> bytes:
         """The vault these keys belong to."""
         return self._vault_id
+
+    @property
+    def opened_by(self) -> OpenedBy | None:
+        """How the owner key was opened (None until it is)."""
+        return self._opened
 
     @property
     def unlocked(self) -> bool:
@@ -244,10 +162,11 @@ class KeyCache:
                 opened = self._first_pinned(
                     stored,
                     lambda rest: slots.open_for_identity(rest, identity, slots.owner_key_from),
-                    self._owner_pinned,
+                    self._pins.owner,
                 )
                 if opened is not None:
-                    return opened
+                    self._opened = OpenedBy("identity", opened[0])
+                    return opened[1]
                 failures.append(
                     AuthenticationError(f"identity {identity.name} opens no owner key slot of this vault")
                 )
@@ -259,13 +178,14 @@ class KeyCache:
             kms = self.kms()
             try:
                 opened = self._first_pinned(
-                    stored, lambda rest: open_with_kms(rest, kms), self._owner_pinned, MAX_KMS_SLOTS_TRIED
+                    stored, lambda rest: open_with_kms(rest, kms), self._pins.owner, MAX_KMS_SLOTS_TRIED
                 )
             except MlvaultError as exc:
                 failures.append(exc)
             else:
                 assert opened is not None  # open_with_kms raises when nothing opens
-                return opened
+                self._opened = OpenedBy("kms", opened[0])
+                return opened[1]
         if src.passphrase is not None and (not src.passphrase_is_prompt or not src.explicit):
             try:
                 return self._open_with_passphrase(passphrase_bytes(src.passphrase))
@@ -293,13 +213,45 @@ class KeyCache:
             preferred=preferred,
             allow_slow_kdf=self.sources.allow_slow_kdf,
         )
-        if not self._owner_pinned(opened.owner_key):
-            # Nobody can plant a slot this passphrase opens: the pin came from a planted slot.
-            raise self._refusal([opened.slot_id], None)
+        if not self._pins.owner(opened.owner_key):
+            # Nobody can plant a slot this passphrase opens: either the owner key was rotated, or
+            # the pin came from a planted slot.
+            if not self._rotation_accepted(opened.owner_key):
+                raise self._refusal([opened.slot_id], None)
+            self._pins.repin_owner(opened.owner_key)
         if memory is not None and opened.slot_id != preferred:
             memory.remember_slot(vault_id, opened.slot_id)
         self._touch(opened.slot_id)
+        self._opened = OpenedBy("passphrase", opened.slot_id, secret)
         return opened.owner_key
+
+    def _rotation_accepted(self, owner_key: bytes) -> bool:
+        """Whether every keyring this client pinned opens, to the pinned keyring, under ``owner_key``."""
+        rings = self._ledger.all_keyrings().values() if self._ledger is not None else ()
+        for ring_id in rings:
+            if self._pins.pinned_keyring(ring_id) is None:
+                continue
+            try:
+                self._keyring_as_owner(ring_id, owner_key)
+            except (AuthenticationError, IntegrityError):
+                return False
+        return True
+
+    def replace_owner_key(self, owner_key: bytes, opened_by: OpenedBy) -> None:
+        """Use ``owner_key`` from now on (this process rotated it): re-pinned, keyrings forgotten."""
+        with self._lock:
+            self._pins.repin_owner(owner_key)
+            if self._slot_memory is not None and opened_by.source == "passphrase" and opened_by.slot_id:
+                self._slot_memory.remember_slot(self._vault_id.hex(), opened_by.slot_id)
+            self._owner_key, self._opened, self._owner_error = owner_key, opened_by, None
+            self._keyrings.clear()
+
+    def replace_keyring(self, keyring: Keyring) -> None:
+        """Use ``keyring`` (a rekey's, same id key) from now on in place of the cached one."""
+        with self._lock:
+            if not self._pins.keyring(keyring):
+                raise self._refusal(["(new)"], keyring.ring_id.hex())
+            self._keyrings[keyring.ring_id.hex()] = keyring
 
     def keyring(self, ring_id: str) -> Keyring:
         """The keyring ``ring_id`` (hex): by the identity's slot on it, else by the owner key."""
@@ -312,10 +264,10 @@ class KeyCache:
         identity = self.identity()
         if identity is None:
             return self._keyring_as_owner(ring_id, self.owner_key())
-        src, pins = self.sources, self._pins
+        src = self.sources
         given = src.passphrase is not None and not src.passphrase_is_prompt
         owner_at_hand = self._owner_key is not None or (given and self._owner_error is None)
-        if owner_at_hand and pins and pins.pinned_keyring(self._vault_id.hex(), ring_id) is None:
+        if owner_at_hand and self._pins.pinned_keyring(ring_id) is None:
             # First use: pin the keyring of the owner slot (authenticated by the owner key),
             # not one an x25519 slot, which anyone can write, might wrap.
             with contextlib.suppress(AuthenticationError, IntegrityError):
@@ -325,11 +277,11 @@ class KeyCache:
             opened = self._first_pinned(
                 slots.scan_ring(self._backend, self._vault_id, ring_id),
                 lambda rest: slots.open_for_identity(rest, identity, slots.keyring_for(ring_id)),
-                self._ring_pinned,
+                self._pins.keyring,
                 ring_id=ring_id,
             )
             if opened is not None:
-                return opened
+                return opened[1]
         except IntegrityError as exc:
             refusal = exc
         try:
@@ -353,7 +305,7 @@ class KeyCache:
                 keyring = keyring_format.decode(keyslot.unwrap(item.slot, kek), ring)
             except IntegrityError:  # DecryptionError too: not wrapped by this owner key, or damaged
                 continue
-            if self._ring_pinned(keyring):
+            if self._pins.keyring(keyring):
                 return keyring
             refused.append(item.slot_id)
         if refused:
@@ -367,8 +319,8 @@ class KeyCache:
         pinned: Callable[[T], bool],
         limit: int = slots.MAX_IDENTITY_TRIES,
         ring_id: str | None = None,
-    ) -> T | None:
-        """The key of the first slot ``open_first`` opens that ``pinned`` accepts (the slot is stamped).
+    ) -> tuple[str, T] | None:
+        """(slot id, key) of the first slot ``open_first`` opens that ``pinned`` accepts (stamped).
 
         A refused slot is skipped, so a planted one cannot hide a genuine one; when none is
         accepted after a refusal (or ``limit`` refusals), the refusal is raised (IntegrityError).
@@ -385,37 +337,20 @@ class KeyCache:
                 break
             if pinned(opened[1]):
                 self._touch(opened[0])
-                return opened[1]
+                return opened
             refused.append(opened[0])
             rest = rest[[s.slot_id for s in rest].index(opened[0]) + 1 :]
         if refused:
             raise self._refusal(refused, ring_id)
         return None
 
-    def _owner_pinned(self, owner_key: bytes) -> bool:
-        """Whether ``owner_key`` is the one pinned for this vault (the first one seen is pinned)."""
-        if self._pins is None:
-            return True
-        commitment = owner_commitment(self._vault_id, owner_key)
-        return hmac.compare_digest(self._pins.pin_owner_key(self._vault_id.hex(), commitment), commitment)
-
-    def _ring_pinned(self, keyring: Keyring) -> bool:
-        """Whether ``keyring`` is the one pinned for its ring id (the first one seen is pinned)."""
-        if self._pins is None:
-            return True
-        commitment = keyring_commitment(self._vault_id, keyring)
-        pinned = self._pins.pin_keyring(self._vault_id.hex(), keyring.ring_id.hex(), commitment)
-        return hmac.compare_digest(pinned, commitment)
-
     def _refusal(self, slot_ids: list[str], ring_id: str | None) -> IntegrityError:
         """The refusal of keys pinned otherwise: the owner key (``ring_id`` None) or a keyring."""
-        which = (
-            f"key slot {slot_ids[0]} holds" if len(slot_ids) == 1 else f"key slots {', '.join(slot_ids)} hold"
-        )
-        held = "an owner key" if ring_id is None else f"a keyring for namespace {self._namespace_of(ring_id)}"
-        return IntegrityError(
-            f"{which} {held} that is not the one this client pinned for this vault (a planted key slot?)"
-        )
+        if ring_id is not None:
+            return Pins.refusal(slot_ids, f"a keyring for namespace {self._namespace_of(ring_id)}")
+        events = self._ledger.key_events() if self._ledger is not None else ()
+        rotated = any(e.action == "rekey" and e.ring == layout.OWNER_RING for e in events)
+        return Pins.refusal(slot_ids, "an owner key", rotated=rotated)
 
     def _namespace_of(self, ring_id: str) -> str:
         names = self._ledger.all_keyrings() if self._ledger is not None else {}
@@ -439,7 +374,7 @@ class KeyCache:
             self._backend.delete(slot_key)  # another push created it first; use theirs
             return self.keyring(winner)
         catalog.record_slot(slot_key.rsplit("/", 1)[-1], winner, "owner", None, self.actor, self.clock())
-        self._ring_pinned(keyring)  # ours, new: pinned before any x25519 slot can be planted on it
+        self._pins.keyring(keyring)  # ours, new: pinned before any x25519 slot can be planted on it
         with self._lock:
             self._keyrings[winner] = keyring
         return keyring

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vault.keys.rekey import SlotRewrite
+from vault.keys.rekey import RekeyResult, SlotRewrite
 
 from .. import output
 from ..app import JsonOpt, QuietOpt, app, global_options, handle_errors, open_vault
@@ -16,7 +16,8 @@ DropOpt = Annotated[
     bool,
     typer.Option(
         "--drop-unrewrappable",
-        help="Remove recipient slots the new keyring cannot be wrapped to (no recorded public key).",
+        help="Remove slots the new keys cannot be wrapped to: recipients with no recorded public key, "
+        "and (when the owner key is rotated) passphrases other than the one given.",
     ),
 ]
 ReencryptOpt = Annotated[
@@ -27,6 +28,27 @@ ReencryptOpt = Annotated[
         "the older epochs.",
     ),
 ]
+
+
+def _owner_rotation(result: RekeyResult) -> None:
+    rotation = result.owner_rotation
+    if rotation is None:
+        return
+    output.out.print(
+        f"owner key rotated (a slot that could open it was removed): {len(rotation.written)} owner key "
+        f"slots and {rotation.keyrings} keyring owner slots rewritten",
+        markup=False,
+    )
+    for slot_id in rotation.dropped:
+        output.out.print(f"dropped owner key slot {slot_id} (could not be rewrapped)", markup=False)
+    for slot_id in rotation.damaged:
+        output.err.print(f"warning: damaged key slot {slot_id} left in place", markup=False)
+    if result.needs_rekey:
+        output.err.print(
+            f"note: namespace(s) {', '.join(result.needs_rekey)} still use key epochs the old owner key "
+            "could open; rekey them too",
+            markup=False,
+        )
 
 
 def _slots(rewrite: SlotRewrite) -> None:
@@ -51,7 +73,8 @@ def rekey(
 
     Every key slot of the namespace's keyring is written again (new slot ids) and the old ones are
     deleted; a recipient removed before the rekey cannot open anything written after it, and after
-    --reencrypt cannot open anything at all.
+    --reencrypt cannot open anything at all. When a slot that opens the owner key (passphrase, KMS,
+    recovery) was removed since the owner key was last rotated, the owner key is rotated first.
     """
     with open_vault(ctx) as v:
         if reencrypt:
@@ -65,17 +88,11 @@ def rekey(
         emit_json(report)
         return
     result = report.rekey
+    _owner_rotation(result)
     rewritten = f"; {len(result.slots.written)} key slots rewritten" if result.slots else ""
     output.out.print(f"namespace {namespace}: key epoch {result.epoch}{rewritten}", markup=False)
     if result.slots:
         _slots(result.slots)
-    if result.owner_key_exposed:
-        output.err.print(
-            "warning: a slot that opens the owner key was removed since the owner key was last rotated; "
-            "rekey does not rotate the owner key yet, so whoever kept that passphrase, KMS access or "
-            "owner key can still open the new epoch",
-            markup=False,
-        )
     stats = report.reencrypted
     if stats is not None:
         output.out.print(

@@ -7,6 +7,7 @@ written after it (exit 4).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -163,12 +164,29 @@ def test_rekey_needs_the_owner_and_a_namespace_with_a_keyring(tmp_path: Path) ->
         v.rekey("team")
 
 
-def test_rekey_warns_that_it_does_not_rotate_the_owner_key_yet(tmp_path: Path) -> None:
+def test_rekey_rotates_the_owner_key_after_an_owner_slot_was_removed(tmp_path: Path) -> None:
     path = tmp_path / "v"
     with vault.init_vault(str(path), passphrase=PASSPHRASE, kdf=CHEAP_KDF) as v:
         v.push(source(tmp_path, "a", b"x"), "team/model")
         extra = v.add_passphrase_slot(b"another passphrase", CHEAP_KDF)
-        assert not v.rekey("team").rekey.owner_key_exposed
+        assert v.rekey("team").rekey.owner_rotation is None
         v.remove_slot(extra)
-    result = run("rekey", "team", "-V", str(path))
-    assert result.exit_code == 0 and "does not rotate the owner key" in result.stderr
+        old_key = v.keys.owner_key()
+    result = run("rekey", "team", "-V", str(path), "--json")
+    assert result.exit_code == 0, result.stderr
+    rotation = json.loads(result.stdout)["rekey"]["owner_rotation"]
+    assert rotation["keyrings"] == 1 and len(rotation["written"]) == 1
+    with vault.open_vault(str(path), passphrase=PASSPHRASE) as v:
+        assert v.keys.owner_key() != old_key
+        v.pull("team/model", tmp_path / "out")
+
+
+def test_a_push_right_after_a_rekey_in_the_same_process_uses_the_new_epoch(tmp_path: Path) -> None:
+    path = tmp_path / "v"
+    with vault.init_vault(str(path), passphrase=PASSPHRASE, kdf=CHEAP_KDF) as v:
+        v.push(source(tmp_path, "a", os.urandom(300_000)), "team/model")  # caches epoch 0
+        v.rekey("team")
+        v.push(source(tmp_path, "b", os.urandom(300_000)), "team/model")
+        assert manifest_epoch(v, "team/model@v2") == 1
+        ring = v.catalog.keyring_for("team")
+        assert ring is not None and chunk_epochs(v, ring) == {0, 1}

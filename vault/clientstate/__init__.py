@@ -100,6 +100,10 @@ class ClientState:
         """Pin the owner-key ``commitment`` for ``vault_id`` on first use; return the one pinned."""
         return self.key_pins.pin_owner(vault_id, commitment)
 
+    def repin_owner_key(self, vault_id: str, commitment: str) -> None:
+        """Pin the owner-key ``commitment`` for ``vault_id`` in place of the pinned one (a rotation)."""
+        self.key_pins.replace_owner(vault_id, commitment)
+
     def pin_keyring(self, vault_id: str, ring_id: str, commitment: str) -> str:
         """Pin the ``commitment`` of keyring ``ring_id`` on first use; return the one pinned."""
         return self.key_pins.pin_ring(vault_id, ring_id, commitment)

@@ -200,6 +200,13 @@ class KeyPins:
             pinned = entry.setdefault("owner", commitment)
         return str(pinned)
 
+    def replace_owner(self, vault_id: str, commitment: str) -> None:
+        """Pin ``commitment`` as the owner key of ``vault_id`` in place of any pinned one (a rotation)."""
+        _check_commitment(commitment)
+        with self.file.update() as doc:
+            entry = doc["vaults"][vault_id] = self._vault(doc, vault_id)
+            entry["owner"] = commitment
+
     def pin_ring(self, vault_id: str, ring_id: str, commitment: str) -> str:
         """Pin ``commitment`` for keyring ``ring_id`` unless one is; return the pinned one."""
         pinned = self.ring(vault_id, ring_id)

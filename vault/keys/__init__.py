@@ -19,7 +19,14 @@ owner         a keyring              HKDF of the owner key
   for the others);
 - :mod:`vault.keys.kms`: the AWS KMS client (same credential chain as S3, bounded in time, errors
   mapped once) and aws-kms slots;
-- :mod:`vault.keys.admin`: list, add and remove slots, with their catalog records and key events.
+- :mod:`vault.keys.admin`: list, add and remove slots, with their catalog records and key events;
+- :mod:`vault.keys.rekey`: a new data-key epoch for a namespace, every slot of its keyring rewritten;
+- :mod:`vault.keys.owner_rotation`: a new owner key inside ``rekey`` after an owner-opening slot
+  was removed, in an order a SIGKILL cannot break;
+- :mod:`vault.keys.pins`: commitments to the owner key and keyrings, pinned per client, and when a
+  rotated owner key is accepted;
+- :mod:`vault.keys.sources`: the unlock sources, how the owner key was opened, and the narrow
+  client-state and catalog interfaces the key cache uses.
 
 The unlock order itself (identity, then KMS, then passphrase) lives in :mod:`vault.keycache`.
 """

@@ -7,9 +7,12 @@ and stay readable, because the keyring still holds every older DEK. The id key d
 written again under a **new slot id** and the old slot objects are deleted afterwards:
 
 - the owner slot, under the vault owner key;
-- one x25519 slot per recipient whose public key the catalog recorded (``key_slots``); a recipient
-  slot without a recorded key cannot be carried over: the rekey refuses and names it, unless
-  ``drop_unrewrappable`` (then that recipient loses the namespace and must be added again);
+- one x25519 slot per recipient whose public key the catalog recorded (``key_slots``) and whose
+  fingerprint is the slot's (a catalog edit cannot redirect a recipient); a recipient slot
+  without such a key cannot be carried over: the rekey refuses and names it, unless
+  ``drop_unrewrappable`` (then that recipient loses the namespace and must be added again). A
+  slot a killed rekey wrote before recording it shares its fingerprint with a recorded one, so
+  it is recognised, not refused;
 - damaged slots (they open nothing) are left where they are and reported.
 
 Key events: each new slot is an ``add``, each old one a ``remove``, and finally one ``rekey`` per
@@ -25,11 +28,14 @@ who kept the old keyring secret, until ``rekey --reencrypt`` rewrites it. The id
 in an epoch rotation, so such a reader can still test whether a file they know is stored (keyed
 chunk ids) until a full re-encryption under a new id key, which is future work.
 
-**Owner key: not rotated yet.** When an owner-opening slot (passphrase, aws-kms, recovery) was
-removed since the owner ring's last rekey, the result says so (``owner_key_exposed``) and the CLI
-warns: whoever kept that secret (or the owner key itself) can still open the owner key and so the
-new epoch. Rotating the owner key (rewrap for the remaining slots, rewrite every keyring's owner
-slot) is future work.
+**Owner key.** When an owner-opening slot (passphrase, aws-kms, recovery) was removed since the
+owner ring's last rekey (:func:`owner_key_exposed`), the rekey rotates the owner key first
+(:mod:`vault.keys.owner_rotation`) and always starts a new epoch (the old owner key opened the
+newest one). Other namespaces keep epochs the old owner key could open until they are rekeyed
+too; the result names them (``needs_rekey``).
+
+The key cache of this process is told about every new key (``replace_owner_key``,
+``replace_keyring``), so a push right after a rekey in the same process uses the new epoch.
 
 **Interrupted.** Slots are written before the old ones are deleted, so a rekey killed half-way
 leaves both the old and the new owner slot; nothing is lost. The next rekey opens every owner slot
@@ -42,6 +48,8 @@ re-running the rekey ends that.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,6 +63,7 @@ from vault.errors import AuthenticationError, DecryptionError, IntegrityError, N
 from vault.formats import keyring as keyring_format
 from vault.formats import keyslot
 from vault.keys import slots
+from vault.keys.owner_rotation import OwnerRotation, Step, rotate_owner_key
 from vault.keys.slots import StoredSlot
 from vault.storage import Backend
 
@@ -82,9 +91,11 @@ class RekeyResult:
     epoch: int  # the newest epoch after the rekey
     new_epoch: bool  # False when --reencrypt found the newest epoch still clean
     slots: SlotRewrite | None
-    # An owner-opening slot was removed since the owner key was last rotated. Owner-key rotation is
-    # not built yet: whoever kept that secret can still open the owner key, and so the new epoch.
+    # An owner-opening slot was removed since the owner key was last rotated, and the owner key was
+    # not rotated (only when the rekey stopped before it; after a rotation this is False).
     owner_key_exposed: bool = False
+    owner_rotation: OwnerRotation | None = None
+    needs_rekey: tuple[str, ...] = ()  # after a rotation: namespaces still under old-owner-key epochs
 
 
 def ring_of(catalog: Catalog, namespace: str) -> str:
@@ -150,13 +161,32 @@ def owner_key_exposed(events: Sequence[KeyEvent]) -> bool:
     return removed_since_rekey(events, layout.OWNER_RING)
 
 
-def unrewrappable(stored: Sequence[StoredSlot], catalog: Catalog) -> list[str]:
-    """Recipient slots of a keyring whose public key the catalog did not record."""
+def recorded_recipients(
+    stored: Sequence[StoredSlot], catalog: Catalog
+) -> dict[bytes, tuple[bytes, str | None]]:
+    """fingerprint → (public key, label) of the x25519 slots whose recorded public key matches the slot."""
     records = catalog.slot_records()
+    found: dict[bytes, tuple[bytes, str | None]] = {}
+    for item in stored:
+        record = records.get(item.slot_id)
+        if item.slot is None or item.slot.kind != keyslot.KIND_X25519 or record is None:
+            continue
+        fingerprint = keyslot.x25519_fingerprint(item.slot)
+        public = record.recipient_public
+        if public is not None and hmac.compare_digest(hashlib.sha256(public).digest(), fingerprint):
+            found.setdefault(fingerprint, (public, record.label))
+    return found
+
+
+def unrewrappable(stored: Sequence[StoredSlot], catalog: Catalog) -> list[str]:
+    """Recipient slots of a keyring with no recorded public key of their fingerprint."""
+    known = recorded_recipients(stored, catalog)
     return [
         s.slot_id
         for s in stored
-        if s.kind == "x25519" and (s.slot_id not in records or records[s.slot_id].recipient_public is None)
+        if s.slot is not None
+        and s.slot.kind == keyslot.KIND_X25519
+        and keyslot.x25519_fingerprint(s.slot) not in known
     ]
 
 
@@ -178,39 +208,42 @@ def rewrite_slots(
     *,
     namespace: str,
     drop_unrewrappable: bool = False,
+    step: Step | None = None,
 ) -> SlotRewrite:
-    """Wrap ``keyring`` in new slots for the owner and every recorded recipient, then delete the old ones."""
+    """Wrap ``keyring`` in new slots for the owner and every recorded recipient, then delete the old
+    ones; ``step`` is called after each write or delete (tests kill there)."""
+    tick = step or (lambda _: None)
     ring = keyring.ring_id.hex()
     stored = slots.scan_ring(backend, keys.vault_id, ring)
     dropped = unrewrappable(stored, catalog)
     refuse_unrewrappable(dropped, namespace, drop=drop_unrewrappable)
-    records = catalog.slot_records()
-    recipients: dict[bytes, str | None] = {}
-    for item in stored:
-        record = records.get(item.slot_id)
-        if item.kind == "x25519" and record is not None and record.recipient_public is not None:
-            recipients.setdefault(record.recipient_public, record.label)
+    recipients = dict(recorded_recipients(stored, catalog).values())
     owner_key = keys.owner_key()
     written: list[tuple[str, str]] = []
     owner_slot = keystore.write_owner_slot(backend, keys.vault_id, owner_key, keyring)
+    tick("owner slot written")
     catalog.record_slot(owner_slot, ring, "owner", None, keys.actor, keys.clock())
     written.append(("owner", owner_slot))
     secret = slots.keyring_secret(keyring)
     for public, label in recipients.items():
         slot_id = slots.write_x25519_slot(backend, keys.vault_id, ring, public, secret)
+        tick("x25519 slot written")
         catalog.record_slot(slot_id, ring, "x25519", label, keys.actor, keys.clock(), recipient_public=public)
         written.append(("x25519", slot_id))
+    keys.replace_keyring(keyring)
     deleted = []
     for item in stored:
         if item.slot is None or item.kind is None:
             continue  # damaged: opens nothing, left for the owner to inspect
         with contextlib.suppress(NotFoundError):
             backend.delete(layout.slot_key(ring, item.slot_id))
+        tick(f"{item.kind} slot deleted")
         catalog.forget_slot(item.slot_id, ring, item.kind, keys.actor, keys.clock())
         deleted.append(item.slot_id)
     # Logged last: a rekey killed before this point counts as not done (removed_since_rekey).
     for kind, slot_id in written:
         catalog.log_key_event("rekey", slot_id, ring, kind, keys.actor, keys.clock())
+    tick("logged")
     return SlotRewrite(
         tuple(s for _, s in written),
         tuple(deleted),
@@ -233,23 +266,48 @@ def rekey_namespace(
     *,
     new_epoch: bool = True,
     drop_unrewrappable: bool = False,
+    step: Step | None = None,
 ) -> tuple[RekeyResult, Keyring]:
-    """Start a new epoch for ``namespace`` (or, without ``new_epoch``, only check it can be rewritten).
+    """Start a new epoch for ``namespace`` (or, without ``new_epoch``, only check it can be rewritten),
+    rotating the owner key first when a slot that could open it was removed.
 
     Returns the result and the keyring now in force. Only the owner rekeys: the owner key is
-    opened first.
+    opened first. ``step`` is called after each write or delete (tests kill there).
     """
     keys.owner_key()
     ring = ring_of(catalog, namespace)
+    stored = slots.scan_ring(backend, keys.vault_id, ring)
+    refuse_unrewrappable(unrewrappable(stored, catalog), namespace, drop=drop_unrewrappable)
+    rotation = None
+    if owner_key_exposed(catalog.key_events()):
+        rotation = rotate_owner_key(
+            keys,
+            backend,
+            catalog,
+            lambda other: current_keyring(keys, backend, other),
+            drop_unrewrappable=drop_unrewrappable,
+            step=step,
+        )
+        new_epoch = True  # the old owner key opened the newest epoch
     keyring = current_keyring(keys, backend, ring)
-    if not new_epoch:
-        stored = slots.scan_ring(backend, keys.vault_id, ring)
-        refuse_unrewrappable(unrewrappable(stored, catalog), namespace, drop=drop_unrewrappable)
-        exposed = owner_key_exposed(catalog.key_events())
-        return RekeyResult(namespace, ring, keyring.epoch, False, None, exposed), keyring
-    keyring = with_new_epoch(keyring)
-    rewrite = rewrite_slots(
-        keys, backend, catalog, keyring, namespace=namespace, drop_unrewrappable=drop_unrewrappable
+    rewrite = None
+    if new_epoch:
+        keyring = with_new_epoch(keyring)
+        rewrite = rewrite_slots(
+            keys,
+            backend,
+            catalog,
+            keyring,
+            namespace=namespace,
+            drop_unrewrappable=drop_unrewrappable,
+            step=step,
+        )
+    events = catalog.key_events()
+    stale: tuple[str, ...] = ()
+    if rotation is not None:
+        others = sorted(catalog.all_keyrings().items())
+        stale = tuple(ns for ns, other in others if other != ring and removed_since_rekey(events, other))
+    result = RekeyResult(
+        namespace, ring, keyring.epoch, new_epoch, rewrite, owner_key_exposed(events), rotation, stale
     )
-    exposed = owner_key_exposed(catalog.key_events())
-    return RekeyResult(namespace, ring, keyring.epoch, True, rewrite, exposed), keyring
+    return result, keyring
