@@ -11,20 +11,20 @@ import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from vault.backup.definition import Target, parse_definition, parse_duration
-from vault.backup.restore import restore_vault
 from vault.backup.retention import format_duration
-from vault.backup.schedules import ScheduleDetails, ScheduleStatus, schedule_json
 from vault.backup.trigger import trigger_units
-from vault.bootstrap import shareable_catalog_url
-from vault.catalog.backups import ScheduleRecord
 from vault.errors import UsageError
 from vault.storage import StorageOptions, open_backend
+
+if TYPE_CHECKING:
+    from vault.backup.schedules import ScheduleDetails, ScheduleStatus
+    from vault.catalog.backups import ScheduleRecord
 
 from .. import output
 from ..app import (
@@ -163,6 +163,8 @@ def schedule_ls(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     with open_vault(ctx) as v:
         records = v.backup_schedules().list()
     if json_out:
+        from vault.backup.schedules import schedule_json
+
         emit_json([schedule_json(r) for r in records])
         return
     table = Table("name", "cron", "zone", "target", "retention", "last success", "next run", box=None)
@@ -218,6 +220,8 @@ def schedule_show(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) 
     with open_vault(ctx) as v:
         details = v.backup_schedules().show(name)
     if json_out:
+        from vault.backup.schedules import schedule_json
+
         emit_json({**schedule_json(details.record), "status": details.status.to_json(), "runs": details.runs})
         return
     output.out.print("\n".join(_show_lines(details)), markup=False)
@@ -321,6 +325,8 @@ def backup_cron_line(
     vault_url = require_vault(settings)
     command = [_program(), "--vault", _target_url(vault_url)]
     if settings.catalog:
+        from vault.bootstrap import shareable_catalog_url
+
         command += ["--catalog", shareable_catalog_url(settings.catalog)]
     for flag, value in (
         ("--endpoint-url", settings.endpoint_url),
@@ -436,6 +442,8 @@ def backup_restore(
     )
     backend = open_backend(_target_url(source), options)
     try:
+        from vault.backup.restore import restore_vault
+
         report = restore_vault(
             backend,
             identity_loader(key)(),

@@ -12,9 +12,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vault.backup.forget import forget_schedule
-from vault.backup.run import target_opener, this_process
-from vault.backup.verify import parse_fraction, verify_schedule
 from vault.errors import UsageError
 from vault.keycache import utc_now
 
@@ -36,6 +33,9 @@ def backup_forget(
     json_out: JsonOpt = False,
 ) -> None:
     """Apply the schedule's retention to its target and delete what no kept snapshot needs."""
+    from vault.backup.forget import forget_schedule
+    from vault.backup.run import target_opener, this_process
+
     opener = target_opener(settings_of(ctx).allow_insecure_http)
     with open_vault(ctx) as v:
         report = forget_schedule(
@@ -101,6 +101,9 @@ def backup_verify(
     """Check a schedule's target end to end without restoring; exit 5 on damage, naming the objects."""
     if read_data and read_data_subset is not None:
         raise UsageError("give --read-data or --read-data-subset, not both")
+    from vault.backup.run import target_opener
+    from vault.backup.verify import parse_fraction, verify_schedule
+
     fraction = 1.0 if read_data else None if read_data_subset is None else parse_fraction(read_data_subset)
     settings = settings_of(ctx)
     key = recovery_key or settings.identity

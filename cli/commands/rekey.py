@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vault.keys.rekey import RekeyResult, SlotRewrite
+if TYPE_CHECKING:
+    from vault.keys.rekey import RekeyResult, SlotRewrite
 
 from .. import output
 from ..app import JsonOpt, QuietOpt, app, global_options, handle_errors, open_vault

@@ -42,7 +42,11 @@ from sqlalchemy import (
 
 from vault.catalog.catalog import Catalog
 from vault.catalog.schema import (
+    access_grants,
+    access_policies,
+    access_principals,
     artifacts,
+    audit_log,
     backup_leases,
     backup_runs,
     backup_schedules,
@@ -77,6 +81,10 @@ EXPORTED: tuple[Table, ...] = (
     key_slots,
     key_events,
     backup_schedules,
+    audit_log,
+    access_policies,
+    access_principals,
+    access_grants,
 )
 NOT_EXPORTED: tuple[Table, ...] = (vault_info, backup_leases, backup_runs)
 MAX_TEXT = 16 * 1024 * 1024
