@@ -3,9 +3,11 @@
 For each schedule that runs (every enabled one that is due for ``--due``, or the one named):
 
 1. Take its lease (:class:`vault.catalog.leases.SqlLeaseStore`); a live lease means another process
-   runs it, and the schedule is *skipped* with the holder's name. A newest run still marked
-   ``running`` whose lease could be taken was interrupted (its process died): it is recorded as
-   failed, and ``--due`` runs its slot again even when no new slot is due.
+   runs it, and the schedule is *skipped* with the holder's name. With the lease held, ``--due``
+   checks again whether the schedule is due (the plan was made before: another process may have
+   run the slot and released its lease meanwhile), and skips it when it no longer is. A newest
+   run still marked ``running`` whose lease could be taken was interrupted (its process died): it
+   is recorded as failed, and ``--due`` runs its slot again even when no new slot is due.
 2. Start a run row, claim the target (its ``backup/target`` marker must name this vault, exit 8
    otherwise; an empty target gets the marker first), and export the catalog rows
    (:mod:`vault.catalog.export`) — *before* listing storage: a push stores its objects before it
@@ -207,7 +209,7 @@ class BackupRunner:
                 plan.append((record, slots_due[0]))
             elif last is not None and last.outcome == "running" and self._interrupted(record.name, now):
                 plan.append((record, last.slot))
-        return self._run_plan(plan, latest, metrics_file, pinger)
+        return self._run_plan(plan, latest, metrics_file, pinger, due=True)
 
     def run_named(
         self, name: str, *, metrics_file: Path | None = None, ping_url: str | None = None
@@ -238,13 +240,15 @@ class BackupRunner:
         latest: dict[str, BackupRun],
         metrics_file: Path | None,
         pinger: HealthcheckPinger | None,
+        *,
+        due: bool = False,
     ) -> RunReport:
         warnings: list[str] = []
         recipients = recovery_recipients(self._backend, self._catalog, self._vault_id) if plan else []
         if pinger is not None:
             warnings += [w for w in [pinger.start()] if w]
         runs = [
-            self._run_one(record, slot, latest.get(record.name), recipients, warnings)
+            self._run_one(record, slot, latest.get(record.name), recipients, warnings, due=due)
             for record, slot in plan
         ]
         report = RunReport(tuple(runs), tuple(warnings))
@@ -289,6 +293,8 @@ class BackupRunner:
         last: BackupRun | None,
         recipients: list[bytes],
         warnings: list[str],
+        *,
+        due: bool = False,
     ) -> ScheduleRun:
         name = record.name
         now = self._clock()
@@ -301,6 +307,22 @@ class BackupRunner:
             )
             return ScheduleRun(name, "skipped", f"already running in {holder}")
         try:
+            # The plan was made before the lease: another process may have run this schedule and
+            # released its lease since. Under the lease, the catalog's state is the one to trust.
+            last = self._catalog.latest_backup_runs().get(name, last)
+            if due:
+                try:
+                    record = self._catalog.backup_schedule(name)
+                except NotFoundError:
+                    return ScheduleRun(name, "skipped", "the schedule was removed meanwhile")
+                d = record.definition
+                slots_due = d.cron.due_runs(record.slots_from, now, d.catch_up) if record.enabled else []
+                if slots_due:
+                    slot = slots_due[0]
+                elif last is not None and last.outcome == "running":
+                    slot = last.slot  # interrupted: its lease was free, so its process is gone
+                else:
+                    return ScheduleRun(name, "skipped", "another process ran it meanwhile; nothing is due")
             if last is not None and last.outcome == "running":
                 with contextlib.suppress(NotFoundError):  # it ended meanwhile
                     self._catalog.finish_backup_run(
