@@ -20,7 +20,6 @@ from vault.backup.definition import Target, parse_definition, parse_duration
 from vault.backup.retention import format_duration
 from vault.backup.trigger import trigger_units
 from vault.errors import UsageError
-from vault.storage import StorageOptions, open_backend
 
 if TYPE_CHECKING:
     from vault.backup.schedules import ScheduleDetails, ScheduleStatus
@@ -32,10 +31,8 @@ from ..app import (
     app,
     global_options,
     handle_errors,
-    identity_loader,
     open_vault,
     settings_of,
-    storage_options,
 )
 from ..output import emit_json
 from ..settings import require_vault
@@ -56,7 +53,8 @@ def _when(value: datetime | None, never: str = "never") -> str:
     return never if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
 
 
-def _target_url(to: str) -> str:
+def target_url(to: str) -> str:
+    """``to`` as a URL cron can use: relative paths made absolute."""
     # A relative path would name another directory when cron runs the backup.
     return to if "://" in to else str(Path(to).expanduser().absolute())
 
@@ -130,7 +128,7 @@ def schedule_add(
         name=name,
         cron=cron,
         tz=tz,
-        target=Target(_target_url(to), target_endpoint_url, target_profile, target_region),
+        target=Target(target_url(to), target_endpoint_url, target_profile, target_region),
         include=include or (),
         keep={
             "last": keep_last,
@@ -323,7 +321,7 @@ def backup_cron_line(
     """Print the crontab line, and a systemd service + timer, that run `backup run --due`."""
     settings = settings_of(ctx)
     vault_url = require_vault(settings)
-    command = [_program(), "--vault", _target_url(vault_url)]
+    command = [_program(), "--vault", target_url(vault_url)]
     if settings.catalog:
         from vault.bootstrap import shareable_catalog_url
 
@@ -403,55 +401,3 @@ def backup_ls(ctx: typer.Context, name: NameArg, json_out: JsonOpt = False) -> N
         sizes = (output.human_size(row["bytes"]), output.human_size(row["bytes_added"]))
         table.add_row(row["id"], _when(s.created_at), str(row["versions"]), str(row["objects"]), *sizes)
     output.out.print(table)
-
-
-@backup_app.command("restore")
-@handle_errors
-@global_options
-def backup_restore(
-    ctx: typer.Context,
-    source: Annotated[
-        str, typer.Option("--from", help="The backup target (its S3 options: the global ones).")
-    ],
-    to: Annotated[str, typer.Option("--to", help="Where the new vault goes: an empty path or s3:// URL.")],
-    snapshot_id: Annotated[
-        str | None, typer.Option("--snapshot", help="Snapshot id (default: newest).")
-    ] = None,
-    target_catalog: Annotated[
-        str | None, typer.Option("--target-catalog", help="Catalog URL of the new vault (default: its own).")
-    ] = None,
-    recovery_key: Annotated[
-        str | None, typer.Option("--recovery-key", help="The recovery identity (name or file).")
-    ] = None,
-    target_endpoint_url: Annotated[
-        str | None, typer.Option("--target-endpoint-url", help="S3 endpoint of --to.")
-    ] = None,
-    target_profile: Annotated[
-        str | None, typer.Option("--target-profile", help="AWS profile of --to.")
-    ] = None,
-    target_region: Annotated[str | None, typer.Option("--target-region", help="AWS region of --to.")] = None,
-) -> None:
-    """Rebuild a working vault from a backup; needs no catalog, only the target and the recovery key."""
-    settings = settings_of(ctx)
-    key = recovery_key or settings.identity
-    if key is None:
-        raise UsageError("give the recovery identity with --recovery-key (the snapshot is sealed to it)")
-    options = storage_options(settings)
-    to_options = StorageOptions(
-        target_endpoint_url, target_profile, target_region, settings.allow_insecure_http
-    )
-    backend = open_backend(_target_url(source), options)
-    try:
-        from vault.backup.restore import restore_vault
-
-        report = restore_vault(
-            backend,
-            identity_loader(key)(),
-            to_url=_target_url(to),
-            to_options=to_options,
-            snapshot_id=snapshot_id,
-            target_catalog=target_catalog,
-        )
-    finally:
-        backend.close()
-    output.out.print(f"{report.describe()} ({output.human_size(report.bytes_copied)})", markup=False)

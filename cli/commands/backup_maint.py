@@ -1,8 +1,9 @@
-"""``mlvault backup forget`` and ``backup verify``: maintenance of a schedule's target.
+"""``mlvault backup forget``, ``backup verify`` and ``backup restore``: a schedule's target.
 
 Registered on the ``backup`` group of :mod:`cli.commands.backup`. ``forget`` needs only the catalog
 and the target (no key); ``verify`` needs a key only for ``--read-data`` (the vault's keys, opened
-as ``pull`` opens them) and the recovery identity only to check snapshot authenticity.
+as ``pull`` opens them) and the recovery identity only to check snapshot authenticity. ``restore``
+needs no catalog: only the target and the recovery identity.
 """
 
 from __future__ import annotations
@@ -14,11 +15,20 @@ from rich.table import Table
 
 from vault.errors import UsageError
 from vault.keycache import utc_now
+from vault.storage import StorageOptions, open_backend
 
 from .. import output
-from ..app import JsonOpt, global_options, handle_errors, identity_loader, open_vault, settings_of
+from ..app import (
+    JsonOpt,
+    global_options,
+    handle_errors,
+    identity_loader,
+    open_vault,
+    settings_of,
+    storage_options,
+)
 from ..output import emit_json
-from .backup import NameArg, backup_app
+from .backup import NameArg, backup_app, target_url
 
 
 @backup_app.command("forget")
@@ -136,3 +146,55 @@ def backup_verify(
         for item in report.not_checked:
             output.out.print(f"not checked: {item}", markup=False)
     report.raise_for_damage()
+
+
+@backup_app.command("restore")
+@handle_errors
+@global_options
+def backup_restore(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Option("--from", help="The backup target (its S3 options: the global ones).")
+    ],
+    to: Annotated[str, typer.Option("--to", help="Where the new vault goes: an empty path or s3:// URL.")],
+    snapshot_id: Annotated[
+        str | None, typer.Option("--snapshot", help="Snapshot id (default: newest).")
+    ] = None,
+    target_catalog: Annotated[
+        str | None, typer.Option("--target-catalog", help="Catalog URL of the new vault (default: its own).")
+    ] = None,
+    recovery_key: Annotated[
+        str | None, typer.Option("--recovery-key", help="The recovery identity (name or file).")
+    ] = None,
+    target_endpoint_url: Annotated[
+        str | None, typer.Option("--target-endpoint-url", help="S3 endpoint of --to.")
+    ] = None,
+    target_profile: Annotated[
+        str | None, typer.Option("--target-profile", help="AWS profile of --to.")
+    ] = None,
+    target_region: Annotated[str | None, typer.Option("--target-region", help="AWS region of --to.")] = None,
+) -> None:
+    """Rebuild a working vault from a backup; needs no catalog, only the target and the recovery key."""
+    settings = settings_of(ctx)
+    key = recovery_key or settings.identity
+    if key is None:
+        raise UsageError("give the recovery identity with --recovery-key (the snapshot is sealed to it)")
+    options = storage_options(settings)
+    to_options = StorageOptions(
+        target_endpoint_url, target_profile, target_region, settings.allow_insecure_http
+    )
+    backend = open_backend(target_url(source), options)
+    try:
+        from vault.backup.restore import restore_vault
+
+        report = restore_vault(
+            backend,
+            identity_loader(key)(),
+            to_url=target_url(to),
+            to_options=to_options,
+            snapshot_id=snapshot_id,
+            target_catalog=target_catalog,
+        )
+    finally:
+        backend.close()
+    output.out.print(f"{report.describe()} ({output.human_size(report.bytes_copied)})", markup=False)

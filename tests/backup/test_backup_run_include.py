@@ -13,8 +13,8 @@ import pytest
 import vault
 from vault import layout
 from vault.backup.definition import Target, parse_definition
+from vault.backup.include import select_included
 from vault.backup.restore import restore_vault
-from vault.backup.run import select_included
 from vault.catalog.export import export_rows
 from vault.clientstate.identities import Identities
 from vault.errors import NotFoundError
