@@ -7,6 +7,7 @@ click's own parse errors (unknown option, missing argument) in :func:`main`.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -47,6 +48,11 @@ _MOUNTED = (
 
 def main() -> None:
     """Console-script entry point; click's own parse errors also become one ``error:`` line."""
+    # Library loggers have no handler, so Python's last-resort handler would print their records,
+    # tracebacks included (e.g. SQLAlchemy closing a connection while Ctrl-C lands): the contract
+    # is one line per error, from handle_errors.
+    for name in ("sqlalchemy", "botocore", "urllib3"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
     try:
         code = app(standalone_mode=False)
     except typer.Abort:
