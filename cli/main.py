@@ -14,7 +14,7 @@ import typer
 
 from . import output
 from .app import app, one_line
-from .commands import (
+from .commands import (  # noqa: F401 — importing a command module registers its commands
     access,
     audit,
     backup,
@@ -30,20 +30,6 @@ from .commands import (
 )
 
 __all__ = ["app", "main"]
-_MOUNTED = (
-    access,
-    audit,
-    backup,
-    backup_maint,
-    core,
-    identity,
-    keys,
-    rekey,
-    sign,
-    signature,
-    trust,
-    vaultkeys,
-)
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ from sqlalchemy import exc as sa_exc
 
 from vault.catalog.engine import Aggregate
 from vault.catalog.schema import access_grants, access_policies, access_principals
-from vault.errors import ConflictError, MalformedSignatureError
+from vault.catalog.signatures import newest_document
+from vault.errors import ConflictError
 
 MAX_STORED_ACCESS_POLICY_BYTES = 4 * 1024 * 1024
 
@@ -64,28 +65,8 @@ class AccessIndex(Aggregate):
 
     def latest_access_policy(self) -> AccessPolicyRow | None:
         """The newest stored access-policy document, or ``None`` if the vault has none."""
-        with self._engine.connect() as conn:
-            head = conn.execute(
-                select(
-                    access_policies.c.serial,
-                    access_policies.c.created_by,
-                    access_policies.c.created_at,
-                    func.length(access_policies.c.document).label("size"),
-                )
-                .order_by(access_policies.c.serial.desc())
-                .limit(1)
-            ).first()
-            if head is None:
-                return None
-            if head.size > MAX_STORED_ACCESS_POLICY_BYTES:
-                raise MalformedSignatureError(
-                    f"the stored access policy (serial {head.serial}) is {head.size} bytes, over the "
-                    f"{MAX_STORED_ACCESS_POLICY_BYTES}-byte limit"
-                )
-            document = conn.scalar(
-                select(access_policies.c.document).where(access_policies.c.serial == head.serial)
-            )
-        return AccessPolicyRow(int(head.serial), bytes(document or b""), head.created_by, head.created_at)
+        row = newest_document(self._engine, access_policies, MAX_STORED_ACCESS_POLICY_BYTES, "access policy")
+        return None if row is None else AccessPolicyRow(*row)
 
     def store_access_policy(
         self,

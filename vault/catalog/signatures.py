@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Table, func, select
 from sqlalchemy import exc as sa_exc
 
 from vault.catalog.schema import signatures, trust_policies
@@ -24,6 +24,38 @@ from vault.errors import ConflictError, MalformedSignatureError, NotFoundError
 
 MAX_STORED_BUNDLE_BYTES = 16 * 1024 * 1024
 MAX_STORED_POLICY_BYTES = 4 * 1024 * 1024
+
+
+def newest_document(
+    engine: Engine, table: Table, max_bytes: int, what: str
+) -> tuple[int, bytes, str, dt.datetime] | None:
+    """(serial, document, created_by, created_at) of the newest row of a signed-document table.
+
+    The size is checked in the database before the document is fetched: a catalog writer can
+    plant a huge row.
+    """
+    with engine.connect() as conn:
+        head = conn.execute(
+            select(
+                table.c.serial,
+                table.c.created_by,
+                table.c.created_at,
+                func.length(table.c.document).label("size"),
+            )
+            .order_by(table.c.serial.desc())
+            .limit(1)
+        ).first()
+        if head is None:
+            return None
+        if head.size > max_bytes:
+            raise MalformedSignatureError(
+                f"the stored {what} (serial {head.serial}) is {head.size} bytes, "
+                f"over the {max_bytes}-byte limit"
+            )
+        document = conn.scalar(select(table.c.document).where(table.c.serial == head.serial))
+    if document is None:
+        raise NotFoundError(f"the {what} row disappeared while reading it")
+    return int(head.serial), bytes(document), head.created_by, head.created_at
 
 
 @dataclass(frozen=True)
@@ -108,30 +140,8 @@ class SignatureCatalog:
 
     def latest_policy_row(self) -> PolicyRow | None:
         """The newest trust-policy document, or ``None`` if the vault has none."""
-        with self.engine.connect() as conn:
-            head = conn.execute(
-                select(
-                    trust_policies.c.serial,
-                    trust_policies.c.created_by,
-                    trust_policies.c.created_at,
-                    func.length(trust_policies.c.document).label("size"),
-                )
-                .order_by(trust_policies.c.serial.desc())
-                .limit(1)
-            ).first()
-            if head is None:
-                return None
-            if head.size > MAX_STORED_POLICY_BYTES:
-                raise MalformedSignatureError(
-                    f"the stored trust policy (serial {head.serial}) is {head.size} bytes, "
-                    f"over the {MAX_STORED_POLICY_BYTES}-byte limit"
-                )
-            document = conn.scalar(
-                select(trust_policies.c.document).where(trust_policies.c.serial == head.serial)
-            )
-        if document is None:
-            raise NotFoundError("the trust policy row disappeared while reading it")
-        return PolicyRow(head.serial, bytes(document), head.created_by, head.created_at)
+        row = newest_document(self.engine, trust_policies, MAX_STORED_POLICY_BYTES, "trust policy")
+        return None if row is None else PolicyRow(*row)
 
     def latest_policy(self) -> bytes | None:
         """The newest signed trust-policy document, or ``None``."""
