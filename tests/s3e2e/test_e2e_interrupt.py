@@ -44,6 +44,23 @@ def _interrupt_when_packs_stored(
     return proc.communicate(timeout=60)
 
 
+def _settled_pack_keys(s3: S3Client, bucket: str) -> set[str]:
+    """The stored packs once no upload of the interrupted push is still landing.
+
+    A PUT whose body reached the server before ``kill -9`` still completes there afterwards,
+    so the listing is taken again until it stays the same for half a second.
+    """
+    seen = pack_keys(s3, bucket, "vault")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        again = pack_keys(s3, bucket, "vault")
+        if again == seen:
+            return seen
+        seen = again
+    pytest.fail("packs kept arriving 10 s after the push was interrupted")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_push_is_completed_by_the_next_push(
     sig: signal.Signals,
@@ -73,7 +90,7 @@ def test_interrupted_push_is_completed_by_the_next_push(
         assert stderr.strip().splitlines()[-1] == "interrupted; nothing was committed", stderr
         assert "Traceback" not in stderr
 
-    stored = pack_keys(s3_admin, bucket, "vault")
+    stored = _settled_pack_keys(s3_admin, bucket)
     assert len(stored) >= 4
     assert mlvault("log", "team/model").exit_code == 3  # nothing was committed
     with vault.open_vault(url, storage_options=options) as reader:

@@ -34,6 +34,7 @@ from vault.errors import UsageError
 DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_BODY_BYTES = 10_000
 _USER_AGENT = "mlvault-backup"
+_NO_ANSWER = "no answer"  # a sentinel: compared by identity, never shown
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class HealthcheckPinger:
         worker.start()
         worker.join(self.timeout)
         what = f"ping {suffix.lstrip('/') or 'success'} to {self._shown()}"
-        if not outcome:
+        if not outcome or outcome[0] is _NO_ANSWER:
             return f"{what} gave no answer within {self.timeout:g} s; the backup carries on"
         problem = outcome[0]
         return None if problem is None else f"{what} failed: {problem}; the backup carries on"
@@ -98,7 +99,10 @@ class HealthcheckPinger:
             exc.close()
             outcome.append(f"HTTP {exc.code}")
         except urllib.error.URLError as exc:
-            outcome.append(str(exc.reason))
+            timed_out = isinstance(exc.reason, TimeoutError)
+            outcome.append(_NO_ANSWER if timed_out else str(exc.reason))
+        except TimeoutError:  # the socket's own deadline can fire just before join() gives up
+            outcome.append(_NO_ANSWER)
         except Exception as exc:  # noqa: BLE001 - a ping must never fail a backup
             outcome.append(f"{type(exc).__name__}: {exc}".replace(self.url, self._shown()))
 
