@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install test lint typecheck unit demo bench bench-keys clean
+.PHONY: install test lint typecheck unit demo bench bench-keys bench-backup bench-audit bench-access clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,20 @@ bench: $(STAMP)
 
 bench-keys: $(STAMP)
 	$(BIN)/python benchmarks/bench_keys.py
+
+# Issue 11: 2 GiB in 20 versions backed up to a local and a moto S3 target, against cp -r and restic
+# (apt-get install restic). Needs ~10 GiB free where it builds: BENCH_WORKDIR=/big/disk.
+bench-backup: $(STAMP)
+	$(BIN)/python benchmarks/bench_backup.py --repeat 3 $(if $(BENCH_WORKDIR),--workdir $(BENCH_WORKDIR))
+
+# Issue 10: audit verify of 1,000,000 rows and 8 appending processes, in a database
+# mlvault_bench created (and dropped) on PG_URL's server.
+bench-audit: $(STAMP)
+	$(BIN)/python benchmarks/bench_audit.py --rows 1000000 --fill bulk --catalog $(PG_URL) --database mlvault_bench
+
+# Issue 10: pull of 1,000 files with and without an access policy (and a trust policy).
+bench-access: $(STAMP)
+	$(BIN)/python benchmarks/bench_access.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage
