@@ -11,10 +11,14 @@ kind is not ours, and the caller treats it as foreign rather than guessing.
     config                      the vault config (plaintext, no secrets)
     keys/owner/<slot id>        passphrase (and later KMS, recipient) slots on the owner key
     keys/<ring id>/<slot id>    slots wrapping a namespace keyring
+    owner-identity/<id>         the owner identity, sealed under the owner key (vault.keys.owner_identity)
     manifests/<version id>      sealed version manifests
     manifests/<version id>.e<N> the same manifest re-sealed under key epoch N (``rekey --reencrypt``)
     packs/<id[:2]>/<pack id>    packs of encrypted chunk records
     audit/<seq, 20 digits>      audit checkpoints (vault.audit.checkpoint), zero-padded so a listing sorts
+    records/v/<version id>/<sha256>   provenance records of a version (push, attest), named by their digest
+    records/t/<tag id>/<seq, 20 digits>  provenance records of a tag's moves (tag id: a keyed hash of
+                                artifact and tag, so names reveal nothing), numbered so a listing sorts
 
 A backup target (:mod:`vault.backup`) holds verbatim copies of those objects under the same keys,
 plus three kinds of its own::
@@ -38,6 +42,10 @@ KEYS_PREFIX = "keys/"
 MANIFESTS_PREFIX = "manifests/"
 PACKS_PREFIX = "packs/"
 AUDIT_PREFIX = "audit/"
+RECORDS_PREFIX = "records/"
+VERSION_RECORDS_PREFIX = "records/v/"
+TAG_RECORDS_PREFIX = "records/t/"
+OWNER_IDENTITY_PREFIX = "owner-identity/"
 OWNER_RING = "owner"
 BACKUP_TARGET = "backup/target"
 SNAPSHOTS_PREFIX = "snapshots/"
@@ -136,6 +144,17 @@ def parse_slot_key(key: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+def owner_identity_key(object_id: str) -> str:
+    """Storage key of the owner identity sealed under one owner key (its id derives from that key)."""
+    return OWNER_IDENTITY_PREFIX + _require_id(object_id, "owner identity")
+
+
+def parse_owner_identity_key(key: str) -> str | None:
+    """The object id of an owner-identity key, or None if ``key`` is not one."""
+    rest = key.removeprefix(OWNER_IDENTITY_PREFIX)
+    return rest if rest != key and is_id(rest) else None
+
+
 def snapshot_key(snapshot_id: str) -> str:
     """Storage key (on a backup target) of a sealed snapshot."""
     return SNAPSHOTS_PREFIX + _require_id(snapshot_id, "snapshot")
@@ -182,3 +201,48 @@ def parse_audit_checkpoint_key(key: str) -> int | None:
         return None
     seq = int(match.group(1))
     return seq if 0 < seq < 1 << 63 else None
+
+
+_RECORD_SEQ_DIGITS = 20
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_VERSION_RECORD_RE = re.compile(r"^records/v/([0-9a-f]{32})/([0-9a-f]{64})$")
+_TAG_RECORD_RE = re.compile(r"^records/t/([0-9a-f]{32})/([0-9]{20})$")
+
+
+def version_records_prefix(version_id: str) -> str:
+    """Prefix under which the provenance records of one version live."""
+    return f"{VERSION_RECORDS_PREFIX}{_require_id(version_id, 'version')}/"
+
+
+def version_record_key(version_id: str, digest: str) -> str:
+    """Storage key of one provenance record of a version, named by the record's SHA-256."""
+    if not _SHA256_RE.match(digest):
+        raise IntegrityError(f"invalid record digest {digest!r}: not 64 lower-case hex digits")
+    return version_records_prefix(version_id) + digest
+
+
+def parse_version_record_key(key: str) -> tuple[str, str] | None:
+    """(version id, record digest) of a version record key, or None if ``key`` is not one."""
+    match = _VERSION_RECORD_RE.match(key)
+    return None if match is None else (match.group(1), match.group(2))
+
+
+def tag_records_prefix(tag_id: str) -> str:
+    """Prefix under which the provenance records of one tag's moves live."""
+    return f"{TAG_RECORDS_PREFIX}{_require_id(tag_id, 'tag')}/"
+
+
+def tag_record_key(tag_id: str, seq: int) -> str:
+    """Storage key of the ``seq``-th move of a tag (1 ≤ seq < 2**53)."""
+    if isinstance(seq, bool) or not 0 < seq < 1 << 53:
+        raise ValueError(f"tag record sequence {seq!r} out of range")
+    return f"{tag_records_prefix(tag_id)}{seq:0{_RECORD_SEQ_DIGITS}d}"
+
+
+def parse_tag_record_key(key: str) -> tuple[str, int] | None:
+    """(tag id, seq) of a tag record key, or None if ``key`` is not one."""
+    match = _TAG_RECORD_RE.match(key)
+    if match is None:
+        return None
+    seq = int(match.group(2))
+    return (match.group(1), seq) if 0 < seq < 1 << 53 else None

@@ -11,7 +11,8 @@ queries live in one module per aggregate:
 - :mod:`vault.catalog.versions`: artifacts, versions, tags, files, lineage (``resolve``, …);
 - :mod:`vault.catalog.backups`: backup schedules, run history, leases (``add_backup_schedule``, …);
 - :mod:`vault.catalog.audit`: the hash-chained audit log (``append_audit``, ``audit_stored_rows``, …);
-- :mod:`vault.catalog.access`: signed access-policy documents and their index (``store_access_policy``, …).
+- :mod:`vault.catalog.access`: signed access-policy documents and their index (``store_access_policy``, …);
+- :mod:`vault.catalog.provenance`: an index of the provenance records in storage (``index_record``, …).
 
 :class:`Catalog` *inherits* them, so the rest of mlvault sees one flat interface and the
 aggregates are not part of the public surface. Of the two ways to drop the duplicated
@@ -42,6 +43,7 @@ from vault.catalog.engine import create_catalog_engine, parse_url, shown
 from vault.catalog.info import VaultInfo
 from vault.catalog.keyrings import KeyringIndex
 from vault.catalog.keyslots import KeySlotIndex
+from vault.catalog.provenance import ProvenanceIndex
 from vault.catalog.schema import vault_info
 from vault.catalog.signatures import SignatureCatalog
 from vault.catalog.versions import VersionIndex
@@ -93,7 +95,15 @@ def _require_vault(engine: Engine, parsed: URL, vault_id: str) -> None:
 
 
 class Catalog(
-    VaultInfo, KeyringIndex, KeySlotIndex, ChunkIndex, VersionIndex, BackupIndex, AuditLogIndex, AccessIndex
+    VaultInfo,
+    KeyringIndex,
+    KeySlotIndex,
+    ChunkIndex,
+    VersionIndex,
+    BackupIndex,
+    AuditLogIndex,
+    AccessIndex,
+    ProvenanceIndex,
 ):
     """Named queries and writes over one catalog database (the aggregates' methods, inherited)."""
 

@@ -56,6 +56,7 @@ from vault.catalog.schema import (
     keyrings,
     lineage,
     packs,
+    provenance_records,
     signatures,
     tags,
     trust_policies,
@@ -85,6 +86,7 @@ EXPORTED: tuple[Table, ...] = (
     access_policies,
     access_principals,
     access_grants,
+    provenance_records,
 )
 NOT_EXPORTED: tuple[Table, ...] = (vault_info, backup_leases, backup_runs)
 MAX_TEXT = 16 * 1024 * 1024

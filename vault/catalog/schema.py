@@ -303,3 +303,23 @@ access_grants = Table(
     Column("deny", Boolean, nullable=False),
     Index("ix_access_grants_principal", "principal_id"),
 )
+
+# Provenance records (migration 0007): an index of the signed records in storage
+# (``records/…``, vault.access.provenance), one row per record, by its SHA-256. Readers never decide
+# from these rows; they verify the stored objects. The index finds a principal's records when a
+# policy change must keep them valid, and lists records without walking storage.
+provenance_records = Table(
+    "provenance_records",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("artifact", String(512), nullable=False),
+    Column("version_id", String(32), nullable=False),
+    Column("tag", String(255)),
+    Column("seq", BigInteger),
+    Column("principal_id", String(32)),
+    Column("storage_key", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_provenance_records_principal", "principal_id"),
+    Index("ix_provenance_records_version", "version_id"),
+)
