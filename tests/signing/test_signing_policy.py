@@ -35,9 +35,9 @@ from vault.signing.oms import Bundle, pae
 from vault.signing.policy import (
     POLICY_PAYLOAD_TYPE,
     SIGNED_POLICY_MEDIA_TYPE,
+    legacy_rules,
     policy_to_json,
     select_rule,
-    specificity,
 )
 
 FILES = [FileDigest("model.safetensors", b"\x07" * 32)]
@@ -73,7 +73,7 @@ def policy(alice: LocalSigner, bob: LocalSigner, carol: LocalSigner) -> TrustPol
         rules=(
             TrustRule("team/*", _trusted(alice)),
             TrustRule("team/vision/*", _trusted(bob)),
-            TrustRule("team/vision/prod-*", _trusted(alice, bob), threshold=2),
+            TrustRule("team/vision/prod/*", _trusted(alice, bob), threshold=2),
             TrustRule("other/*", _trusted(carol)),
         ),
         serial=4,
@@ -136,23 +136,61 @@ def test_no_pinned_admin_key_is_a_usage_error(policy: TrustPolicy, admin: LocalS
         verify_policy(sign_policy(policy, admin), [])
 
 
-def test_most_specific_glob_wins(policy: TrustPolicy) -> None:
+def test_most_specific_pattern_wins(policy: TrustPolicy) -> None:
     assert select_rule(policy, "team/nlp/bert").namespace == "team/*"
     assert select_rule(policy, "team/vision/resnet").namespace == "team/vision/*"
-    assert select_rule(policy, "team/vision/prod-resnet").namespace == "team/vision/prod-*"
-    assert specificity("team/vision/*") > specificity("team/*") > specificity("*")
-    assert specificity("team/a?") > specificity("team/*?")
+    assert select_rule(policy, "team/vision/prod/resnet").namespace == "team/vision/prod/*"
+    assert legacy_rules(policy) == ()
 
 
-def test_tie_breakers_and_ambiguous_rules(alice: LocalSigner) -> None:
-    by_prefix = TrustPolicy((TrustRule("ns/a*", _trusted(alice)), TrustRule("ns/*b", _trusted(alice))))
-    assert select_rule(by_prefix, "ns/ab").namespace == "ns/a*"  # literal prefix "ns/a" beats "ns/"
-    by_wildcards = TrustPolicy((TrustRule("ns/*", _trusted(alice)), TrustRule("ns/**", _trusted(alice))))
-    assert select_rule(by_wildcards, "ns/ab").namespace == "ns/*"
-    tie = TrustPolicy((TrustRule("ns/*x*", _trusted(alice)), TrustRule("ns/*y*", _trusted(alice))))
-    assert select_rule(tie, "ns/x").namespace == "ns/*x*"  # only one matches: no ambiguity
-    with pytest.raises(ConfigurationError, match="ambiguous for 'ns/xy'"):
-        select_rule(tie, "ns/xy")
+def _rules(alice: LocalSigner, *patterns: str) -> TrustPolicy:
+    return TrustPolicy(tuple(TrustRule(p, _trusted(alice)) for p in patterns))
+
+
+@pytest.mark.parametrize(
+    ("patterns", "artifact", "winner"),
+    [
+        (("team/*", "team/vision/resnet"), "team/vision/resnet", "team/vision/resnet"),  # exact wins
+        (("team/+/resnet", "team/vision/+"), "team/vision/resnet", "team/vision/+"),  # later first wildcard
+        (("team/vision/*", "team/vision/+"), "team/vision/resnet", "team/vision/+"),  # no trailing '*'
+        (("team/+/+", "team/+/x"), "team/a/x", "team/+/x"),  # fewer '+'
+        (("team/+/*", "team/+/a/*"), "team/v/a/b", "team/+/a/*"),  # longer
+        (("*", "+/+"), "team/resnet", "+/+"),  # '*' alone is the least specific
+    ],
+)
+def test_trust_rules_follow_vaults_precedence(
+    alice: LocalSigner, patterns: tuple[str, ...], artifact: str, winner: str
+) -> None:
+    assert select_rule(_rules(alice, *patterns), artifact).namespace == winner
+    assert select_rule(_rules(alice, *reversed(patterns)), artifact).namespace == winner
+
+
+def test_a_former_tie_is_resolved_by_code_point_order(alice: LocalSigner) -> None:
+    """Spelt 'team/*/vision/*' and 'team/*/*/latest', these two rules tied (an error, exit 8)."""
+    policy = _rules(alice, "team/+/+/latest", "team/+/vision/+")
+    assert select_rule(policy, "team/a/vision/latest").namespace == "team/+/vision/+"
+    assert select_rule(policy, "team/a/other/latest").namespace == "team/+/+/latest"
+
+
+def test_legacy_glob_still_loads_but_refuses_what_it_covered(alice: LocalSigner, admin: LocalSigner) -> None:
+    """A policy signed with an old fnmatch glob verifies, but never silently stops requiring signatures."""
+    old = TrustPolicy(
+        (TrustRule("team/vision/prod-*", _trusted(alice)), TrustRule("team/*", _trusted(alice))), 3, "v"
+    )
+    loaded = verify_policy(sign_policy(old, admin), [admin.fingerprint()])
+    assert [r.namespace for r in legacy_rules(loaded)] == ["team/vision/prod-*"]
+    with pytest.raises(ConfigurationError, match=r"trust rule 'team/vision/prod-\*' \(which covers team/vis"):
+        select_rule(loaded, "team/vision/prod-resnet")
+    assert select_rule(loaded, "team/vision/resnet").namespace == "team/*"  # the old glob never matched it
+
+
+@pytest.mark.parametrize(
+    ("glob", "artifact"),
+    [("team/*/resnet", "team/a/b/resnet"), ("team/model-?", "team/model-1"), ("team/[ab]x", "team/ax")],
+)
+def test_each_legacy_form_is_refused_with_the_fix(alice: LocalSigner, glob: str, artifact: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"old glob syntax.*mlvault trust remove"):
+        select_rule(_rules(alice, glob), artifact)
 
 
 def test_trusted_signer_is_accepted(policy: TrustPolicy, bob: LocalSigner) -> None:
@@ -180,13 +218,13 @@ def test_more_specific_rule_excludes_keys_of_broader_rules(policy: TrustPolicy, 
 
 def test_threshold_two_with_one_valid_signature_is_refused(policy: TrustPolicy, alice: LocalSigner) -> None:
     with pytest.raises(UntrustedSignerError, match="threshold 2 not met: 1 valid trusted signature for"):
-        verify_trusted([_bundle(alice), _bundle(alice)], policy, "team/vision/prod-resnet")
+        verify_trusted([_bundle(alice), _bundle(alice)], policy, "team/vision/prod/resnet")
 
 
 def test_threshold_two_with_two_distinct_signers_is_accepted(
     policy: TrustPolicy, alice: LocalSigner, bob: LocalSigner
 ) -> None:
-    _, decision = verify_trusted([_bundle(alice), _bundle(bob)], policy, "team/vision/prod-resnet")
+    _, decision = verify_trusted([_bundle(alice), _bundle(bob)], policy, "team/vision/prod/resnet")
     assert set(decision.trusted_signers) == {alice.fingerprint(), bob.fingerprint()}
 
 
@@ -195,7 +233,7 @@ def test_signatures_over_different_content_do_not_add_up(
 ) -> None:
     other = [FileDigest("model.safetensors", b"\x08" * 32)]
     with pytest.raises(MalformedSignatureError, match="different content"):
-        verify_trusted([_bundle(alice), _bundle(bob, other)], policy, "team/vision/prod-resnet")
+        verify_trusted([_bundle(alice), _bundle(bob, other)], policy, "team/vision/prod/resnet")
 
 
 def test_tampered_bundle_from_a_trusted_key_fails_loudly(policy: TrustPolicy, bob: LocalSigner) -> None:

@@ -99,7 +99,7 @@ def test_trust_edits(service: SignatureService) -> None:
     assert view.rules == () and view.serial == 3
     shown = service.trust_show()
     assert shown is not None and shown.serial == 3
-    with pytest.raises(UsageError, match="invalid namespace glob"):
+    with pytest.raises(UsageError, match="invalid pattern"):
         service.trust_add("team /*", a.public_key_pem(), admin)
     with pytest.raises(UsageError, match=r"P-256|PEM"):
         service.trust_add("team/*", b"not a key", admin)

@@ -247,3 +247,35 @@ def test_oversized_signature_row_is_not_loaded(
 def _signed_files(bundle: bytes) -> list[FileDigest]:
     payload = json.loads(base64.b64decode(json.loads(bundle)["dsseEnvelope"]["payload"]))
     return [FileDigest(r["name"], bytes.fromhex(r["digest"])) for r in payload["predicate"]["resources"]]
+
+
+def test_a_stored_policy_with_an_old_glob_loads_and_tells_how_to_fix_it(
+    run: Run, vault_ready: str, keys: Keys, catalog_writer: SignatureCatalog, tmp_path: Path
+) -> None:
+    """A rule signed before the pattern grammar ('*' mid-pattern) refuses what it covered (exit 8)."""
+    _trust(run, keys, "lab/*", "signer")
+    vault_id = json.loads(ok(run("trust", "show", "--json")).stdout)["vault_id"]
+    admin = LocalSigner(
+        load_private_key(keys.pub("admin").parent.parent / "config" / "keys" / "admin.key", None)
+    )
+    signer = TrustedKey.from_public_key(
+        load_private_key(
+            keys.pub("signer").parent.parent / "config" / "keys" / "signer.key", None
+        ).public_key()
+    )
+    old = TrustPolicy((TrustRule("lab/*", (signer,)), TrustRule("team/*/resnet", (signer,))), 2, vault_id)
+    catalog_writer.store_policy(2, sign_policy(old, admin), "admin")
+    ok(run("sign", vault_ready, "--key", "signer"))
+    shown = json.loads(ok(run("trust", "show", "--json")).stdout)
+    assert [r["namespace"] for r in shown["rules"]] == ["lab/*", "team/*/resnet"]
+    fails(run("verify", vault_ready), 8, "trust rule 'team/*/resnet'", "old glob syntax", "team/+/resnet")
+    fails(run("pull", vault_ready, str(tmp_path / "out")), 8, "old glob syntax")
+    _nothing_written(tmp_path / "out")
+    fails(
+        run("trust", "add", "team/*/resnet", "--key", str(keys.pub("signer")), "--admin-key", "admin"),
+        2,
+        "'*' is only allowed as the last segment",
+    )
+    ok(run("trust", "remove", "team/*/resnet", "--admin-key", "admin"))
+    _trust(run, keys, "team/+/resnet", "signer")
+    assert json.loads(ok(run("verify", vault_ready, "--json")).stdout)["rule"] == "team/+/resnet"

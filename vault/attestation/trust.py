@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vault.access.patterns import check_pattern
 from vault.catalog.signatures import SignatureCatalog
 from vault.clientstate.pins import TrustPins, check_fingerprint
 from vault.errors import (
@@ -75,7 +76,7 @@ class VaultTrustPolicy:
         pinned = self._pins.admins(vault_id)
         seen = self._pins.policy_serial(vault_id)
         if row is None:
-            if pinned or seen:
+            if seen:  # an admin pinned with no policy accepted yet (init pins the owner) proves none existed
                 raise IntegrityError(
                     f"the trust policy of vault {vault_id} is missing from the catalog, but this client "
                     f"has accepted policy serial {seen} signed by a pinned admin key: the catalog was "
@@ -213,9 +214,14 @@ def document_admin_fingerprint(document: bytes) -> str | None:
 
 
 def check_glob(namespace: str) -> str:
-    """Return ``namespace`` if it is a usable artifact-name glob, else ``UsageError``."""
-    if not namespace or len(namespace) > MAX_GLOB_CHARS or any(c.isspace() or c == "\0" for c in namespace):
-        raise UsageError(f"invalid namespace glob {namespace!r}: e.g. 'team/*' or 'team/vision/resnet'")
+    """Return ``namespace`` if it is a pattern of :mod:`vault.access.patterns`, else ``UsageError``.
+
+    Trust rules use the grammar and precedence of grants: ``team/*``, ``team/+/resnet``,
+    ``team/vision/resnet``; old ``fnmatch`` globs (``team/*/x``, ``model-?``) are refused here.
+    """
+    if len(namespace) > MAX_GLOB_CHARS:
+        raise UsageError(f"invalid pattern {namespace[:32]!r}…: over {MAX_GLOB_CHARS} characters")
+    check_pattern(namespace)
     return namespace
 
 

@@ -5,16 +5,17 @@ document, never as bare rows, so that whoever can write the catalog cannot add a
 client pins the admin key's fingerprint and ``verify_policy`` refuses a document that is unsigned,
 signed by another key, or whose signature does not verify.
 
-**Matching.** A rule's ``namespace`` is an ``fnmatch`` glob (case-sensitive; ``*`` also matches
-``/``) tested against the full artifact name ``namespace/name``, e.g. ``team/vision/*``. When
-several rules match, the most specific wins:
+**Matching.** A rule's ``namespace`` is a pattern of the one grammar of
+:mod:`vault.access.patterns` (``+`` one segment, ``*`` only last, meaning one or more further
+segments), matched against the full artifact name ``namespace/name``; when several rules match,
+HashiCorp Vault's precedence picks one (first wildcard later, no trailing ``*``, fewer ``+``,
+longer, then code-point order), so two matching rules never tie. No matching rule means deny.
 
-1. the longest *literal prefix* (characters before the first ``*``, ``?`` or ``[``);
-2. then the fewest wildcard characters;
-3. then the longest pattern.
-
-Two matching rules that tie on all three are an ambiguous policy and are refused
-(``ConfigurationError``) rather than resolved arbitrarily. No matching rule means deny.
+Policies signed before this grammar used ``fnmatch`` globs. A stored rule the grammar refuses
+(``*`` inside or in the middle, ``?``, ``[...]``) still loads, so the policy can be shown and the
+rule removed; but an artifact that such a rule's old glob matches is refused
+(``ConfigurationError``, naming the rule and its replacement) instead of silently losing the
+signature requirement it carried.
 
 **Threshold.** A rule trusts a set of keys and needs ``threshold`` *distinct* trusted keys with a
 valid signature over the same content (default 1). Signatures by keys outside the winning rule do
@@ -49,6 +50,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from vault.access.patterns import best_match, check_pattern
 from vault.errors import (
     ConfigurationError,
     MalformedSignatureError,
@@ -66,7 +68,6 @@ POLICY_VERSION = 1
 POLICY_PAYLOAD_TYPE = "application/vnd.mlvault.trust-policy.v1+json"
 SIGNED_POLICY_MEDIA_TYPE = "application/vnd.mlvault.signed-trust-policy.v1+json"
 MAX_POLICY_BYTES = 4 * 1024 * 1024
-_WILDCARDS = "*?["
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,28 +124,43 @@ class TrustDecision:
     trusted_signers: tuple[str, ...]
 
 
-def specificity(glob: str) -> tuple[int, int, int]:
-    """Sort key of a glob: longer literal prefix, then fewer wildcards, then longer pattern wins."""
-    prefix = len(glob)
-    for i, char in enumerate(glob):
-        if char in _WILDCARDS:
-            prefix = i
-            break
-    return prefix, -sum(glob.count(c) for c in _WILDCARDS), len(glob)
+def legacy_rules(policy: TrustPolicy) -> tuple[TrustRule, ...]:
+    """The rules whose ``namespace`` the pattern grammar refuses (written as old ``fnmatch`` globs)."""
+    found = []
+    for rule in policy.rules:
+        try:
+            check_pattern(rule.namespace)
+        except UsageError:
+            found.append(rule)
+    return tuple(found)
+
+
+def legacy_hint(glob: str) -> str:
+    """How to rewrite an old ``fnmatch`` glob in the pattern grammar (best effort, for messages)."""
+    segments = glob.split("/")
+    out = [s if s in ("*", "+") or not any(c in s for c in "*?[") else "+" for s in segments]
+    if out[-1] == "+" and "*" in segments[-1]:
+        out[-1] = "*"
+    return "/".join("+" if s == "*" and i < len(out) - 1 else s for i, s in enumerate(out))
 
 
 def select_rule(policy: TrustPolicy, artifact_name: str) -> TrustRule:
     """Return the most specific rule matching ``artifact_name``; ``UntrustedSignerError`` if none."""
-    matching = [r for r in policy.rules if fnmatch.fnmatchcase(artifact_name, r.namespace)]
-    if not matching:
+    legacy = legacy_rules(policy)
+    for rule in legacy:
+        if fnmatch.fnmatchcase(artifact_name, rule.namespace):
+            hint = legacy_hint(rule.namespace)
+            raise ConfigurationError(
+                f"trust rule {rule.namespace!r} (which covers {artifact_name}) uses the old glob syntax: "
+                f"'+' is one segment and '*' may only end a pattern; replace it, e.g. `mlvault trust "
+                f"remove '{rule.namespace}' --admin-key ADMIN` and `mlvault trust add '{hint}' --key KEY.pub "
+                "--admin-key ADMIN` for each of its keys"
+            )
+    by_pattern = {r.namespace: r for r in policy.rules if r not in legacy}
+    best = best_match(by_pattern, artifact_name)
+    if best is None:
         raise UntrustedSignerError(f"no trust rule covers {artifact_name!r}; add one to the trust policy")
-    matching.sort(key=lambda r: specificity(r.namespace), reverse=True)
-    if len(matching) > 1 and specificity(matching[0].namespace) == specificity(matching[1].namespace):
-        raise ConfigurationError(
-            f"trust policy is ambiguous for {artifact_name!r}: rules {matching[0].namespace!r} and "
-            f"{matching[1].namespace!r} are equally specific; make one of them more specific"
-        )
-    return matching[0]
+    return by_pattern[best]
 
 
 def evaluate(
