@@ -22,7 +22,9 @@ from vault.backup.trigger import trigger_units
 from vault.errors import UsageError
 
 if TYPE_CHECKING:
+    import vault
     from vault.backup.schedules import ScheduleDetails, ScheduleStatus
+    from vault.backup.signature import Acceptance
     from vault.catalog.backups import ScheduleRecord
 
 from .. import output
@@ -341,6 +343,15 @@ def backup_cron_line(
     output.out.print(trigger_units(command).render(), markup=False, end="")
 
 
+def accepted_signers(v: vault.Vault) -> Acceptance:
+    """Who may sign this vault's snapshots: its verified access policy's service principals, the admin."""
+    from vault.backup.anchor import vault_acceptance
+    from vault.clientstate import ClientState
+
+    state = ClientState.default()
+    return vault_acceptance(state, v.config.vault_id, v.access(state).current().policy)
+
+
 @backup_app.command("run")
 @handle_errors
 @global_options
@@ -358,16 +369,23 @@ def backup_run(
         str, typer.Option("--lease-ttl", help="A run whose heartbeat is older than this is taken over.")
     ] = "10m",
 ) -> None:
-    """Back up now (never prompts, needs no key that decrypts); exit 17 when any run failed."""
+    """Back up now as the job's identity (--identity; never prompts, needs no key that decrypts); exit 17
+    when any run failed, 8 when the identity may not sign this vault's snapshots."""
     if (name is None) == (not due):
         raise UsageError("give a schedule NAME or --due, not both")
     ttl = parse_duration(lease_ttl, "--lease-ttl")
+    from vault.backup.job import BackupJob
+    from vault.signing.signers import LocalSigner
+
     with open_vault(ctx) as v:
+        identity = v.keys.identity()
+        signer = None if identity is None else LocalSigner(identity.ecdsa_private)
+        job = BackupJob(signer, accepted_signers(v), v.audit)
         runner = v.backup_runner(lease_ttl=ttl, allow_insecure_http=settings_of(ctx).allow_insecure_http)
         if name is None:
-            report = runner.run_due(metrics_file=metrics_file, ping_url=ping_url)
+            report = runner.run_due(metrics_file=metrics_file, ping_url=ping_url, job=job)
         else:
-            report = runner.run_named(name, metrics_file=metrics_file, ping_url=ping_url)
+            report = runner.run_named(name, metrics_file=metrics_file, ping_url=ping_url, job=job)
     for warning in report.warnings:
         output.err.print(f"warning: {warning}", markup=False)
     if not report.runs:

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from vault.clientstate import ClientState
 from vault.errors import UsageError
 from vault.keycache import utc_now
 from vault.storage import StorageOptions, open_backend
@@ -28,7 +29,7 @@ from ..app import (
     storage_options,
 )
 from ..output import emit_json
-from .backup import NameArg, backup_app, target_url
+from .backup import NameArg, accepted_signers, backup_app, target_url
 
 
 @backup_app.command("forget")
@@ -56,6 +57,7 @@ def backup_forget(
             open_target=opener,
             owner=this_process(),
             clock=utc_now,
+            acceptance=accepted_signers(v),
             dry_run=dry_run,
         )
     if json_out:
@@ -128,6 +130,7 @@ def backup_verify(
             identity=identity,
             keys=None if fraction is None else v.keys,
             read_fraction=fraction,
+            acceptance=accepted_signers(v),
         )
     if json_out:
         emit_json({**vars(report), "ok": report.ok})
@@ -138,9 +141,10 @@ def backup_verify(
             if fraction is not None
             else ""
         )
+        signers = ", ".join(sorted(set(report.signed_by.values()))) or "-"
         output.out.print(
-            f"checked {len(report.snapshots)} snapshots, {report.objects_checked} objects "
-            f"({output.human_size(report.bytes_listed)}){read}",
+            f"checked {len(report.snapshots)} snapshots (signed by: {signers}), {report.objects_checked} "
+            f"objects ({output.human_size(report.bytes_listed)}){read}",
             markup=False,
         )
         for item in report.not_checked:
@@ -173,6 +177,14 @@ def backup_restore(
         str | None, typer.Option("--target-profile", help="AWS profile of --to.")
     ] = None,
     target_region: Annotated[str | None, typer.Option("--target-region", help="AWS region of --to.")] = None,
+    admin_key_fingerprint: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--admin-key-fingerprint",
+            help="The vault's admin key (SHA-256 fingerprint): the snapshot's policies must be signed by it "
+            "(default: the admin key this client pinned for the vault).",
+        ),
+    ] = None,
 ) -> None:
     """Rebuild a working vault from a backup; needs no catalog, only the target and the recovery key."""
     settings = settings_of(ctx)
@@ -194,6 +206,8 @@ def backup_restore(
             to_options=to_options,
             snapshot_id=snapshot_id,
             target_catalog=target_catalog,
+            admin_fingerprints=tuple(admin_key_fingerprint or ()),
+            state=ClientState.default(),
         )
     finally:
         backend.close()

@@ -4,9 +4,11 @@ Everything here reads the plaintext object lists (:class:`vault.backup.snapshot.
 it needs no private key:
 
 1. The target's marker must name this vault (exit 8 otherwise) and must not be the vault's own
-   storage. Every sealed snapshot needs a readable object list of this vault; one that is missing
-   or damaged stops the forget (exit 5) before anything is deleted, since nobody can tell what that
-   snapshot needs (``backup verify`` names it).
+   storage. Every sealed snapshot needs a readable object list of this vault and a signature of a
+   signer the vault accepts (:mod:`vault.backup.signature`); one that is missing, damaged or forged
+   stops the forget (exit 5) before anything is deleted, since nobody can tell what that snapshot
+   needs, and a forged newest snapshot must not decide what the real ones lose (``backup verify``
+   names it).
 2. :func:`vault.backup.retention.apply_policy` decides with the schedule's policy and an injected
    clock; a snapshot whose sealed object is under Object Lock is *locked* and kept, and the newest
    successful snapshot is always kept.
@@ -33,6 +35,7 @@ from vault.backup import snapshot
 from vault.backup.lease import LeaseOwner
 from vault.backup.objectlock import locked
 from vault.backup.retention import REASON_LOCKED, Decision, RetentionPolicy, SnapshotInfo, apply_policy
+from vault.backup.signature import Acceptance
 from vault.catalog import Catalog
 from vault.errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError
 from vault.formats import ALTERED
@@ -54,8 +57,11 @@ class ForgetReport:
     locked_kept: list[str] = field(default_factory=list)  # unreferenced but locked: not deleted
 
 
-def read_snapshots(target: Backend, vault_id: str) -> list[snapshot.ObjectList]:
-    """The object lists of every sealed snapshot on ``target``, oldest first; exit 5 if one is unreadable."""
+def read_snapshots(
+    target: Backend, vault_id: str, acceptance: Acceptance | None = None
+) -> list[snapshot.ObjectList]:
+    """The object lists of every sealed snapshot on ``target``, oldest first; exit 5 if one is unreadable
+    (or, with ``acceptance``, not signed by a signer it allows)."""
     owner = snapshot.read_marker(target)
     if owner is None:
         raise NotFoundError(
@@ -66,10 +72,13 @@ def read_snapshots(target: Backend, vault_id: str) -> list[snapshot.ObjectList]:
     listings = []
     for snapshot_id in snapshot.snapshot_ids(target):
         try:
-            listing = snapshot.read_object_list(target, snapshot_id)
+            if acceptance is None:
+                listing = snapshot.read_object_list(target, snapshot_id)
+            else:
+                listing, _ = snapshot.read_signed_listing(target, vault_id, snapshot_id, acceptance)
         except (NotFoundError, IntegrityError) as exc:
             raise IntegrityError(
-                f"snapshot {snapshot_id} on {target.url} has no readable object list ({exc}); nothing was "
+                f"snapshot {snapshot_id} on {target.url} cannot be trusted ({exc}); nothing was "
                 "deleted: run `mlvault backup verify` and remove that snapshot by hand"
             ) from None
         if listing.vault_id != vault_id:
@@ -109,10 +118,18 @@ def retained_keys(target: Backend, vault_id: str, policy: RetentionPolicy, now: 
 
 
 def forget_snapshots(
-    target: Backend, vault_id: str, policy: RetentionPolicy, now: datetime, *, dry_run: bool = False
+    target: Backend,
+    vault_id: str,
+    policy: RetentionPolicy,
+    now: datetime,
+    *,
+    acceptance: Acceptance | None = None,
+    dry_run: bool = False,
 ) -> ForgetReport:
-    """Steps 1-4 of the module docstring on ``target`` (the caller holds the leases)."""
-    listings = {s.snapshot_id: s for s in read_snapshots(target, vault_id)}
+    """Steps 1-4 of the module docstring on ``target`` (the caller holds the leases); ``acceptance``
+    defaults to accepting unsigned snapshots only."""
+    acceptance = acceptance or Acceptance(frozenset())
+    listings = {s.snapshot_id: s for s in read_snapshots(target, vault_id, acceptance)}
     decisions = decide(target, list(listings.values()), policy, now)
     kept = {d.snapshot.id for d in decisions if d.keep}
     removed = [d.snapshot.id for d in reversed(decisions) if not d.keep]
@@ -149,6 +166,7 @@ def forget_schedule(
     open_target: Callable[..., Backend],
     owner: LeaseOwner,
     clock: Clock,
+    acceptance: Acceptance | None = None,
     dry_run: bool = False,
 ) -> ForgetReport:
     """``backup forget NAME``: the schedule's policy on its target, under the leases of that target."""
@@ -170,7 +188,9 @@ def forget_schedule(
                         f"backup schedule {schedule!r} (same target) is running; forget again when it ends"
                     )
                 held.append(schedule)
-        return forget_snapshots(target, vault_id, definition.retention, clock(), dry_run=dry_run)
+        return forget_snapshots(
+            target, vault_id, definition.retention, clock(), acceptance=acceptance, dry_run=dry_run
+        )
     finally:
         for schedule in held:
             leases.release(schedule, owner)

@@ -5,7 +5,9 @@ The vault may be gone entirely; the target and the recovery identity are all thi
 1. The target's marker names the vault id; the snapshot is the one asked for or the newest. Its
    envelope is opened with the recovery identity (:func:`vault.backup.snapshot.open_snapshot`): a
    snapshot that does not authenticate, or an object list whose SHA-256 the payload does not name,
-   is refused (exit 5) before anything is written.
+   is refused (exit 5) before anything is written. Its policies are verified against the vault's
+   admin key (``--admin-key-fingerprint`` or this client's pins, :mod:`vault.backup.anchor`), and
+   its signature must be one of a signer that verified policy accepts (exit 5 otherwise).
 2. The new storage must hold no vault (``config``). Every object the list names except ``config`` is
    copied verbatim, sizes checked; a restore that was interrupted copies only the rest.
 3. The catalog (``--target-catalog``, else the vault's default place) must be empty: it gets the
@@ -13,7 +15,8 @@ The vault may be gone entirely; the target and the recovery identity are all thi
 4. Every version's manifest is authenticated and cross-checked against its rows with the keys the
    recovery identity opens (its x25519 slot on the owner ring opens the owner key, which opens every
    keyring). A failure is exit 5 and no config is written.
-5. Last, the new ``config``: the same vault id, chunker, pack size and compression, naming only the
+5. This client pins the admin key and serials of the snapshot's policies (:func:`vault.backup.anchor.repin`).
+6. Last, the new ``config``: the same vault id, chunker, pack size and compression, naming only the
    new catalog (nothing when it is the default). Until then the storage is not an openable vault.
 """
 
@@ -28,6 +31,7 @@ import platformdirs
 
 from vault import layout
 from vault.backup import snapshot
+from vault.backup.anchor import SnapshotTrust, repin, snapshot_trust
 from vault.backup.copy import copy_objects
 from vault.bootstrap import shareable_catalog_url
 from vault.catalog import open_catalog
@@ -40,6 +44,7 @@ from vault.repository.manifests import load_manifest
 from vault.storage import Backend, StorageOptions, open_backend
 
 if TYPE_CHECKING:
+    from vault.clientstate import ClientState
     from vault.clientstate.identities import Identity
 
 
@@ -54,13 +59,14 @@ class RestoreReport:
     rows: int
     versions_checked: int
     catalog_url: str
+    signed_by: str = "unsigned"
 
     def describe(self) -> str:
         """One line for the user."""
         return (
             f"restored vault {self.vault_id} from snapshot {self.snapshot_id}: {self.objects_copied} objects "
             f"copied, {self.rows} catalog rows into {self.catalog_url}, {self.versions_checked} manifests "
-            "authenticated"
+            f"authenticated; snapshot signed by {self.signed_by}"
         )
 
 
@@ -71,10 +77,20 @@ class OpenedSnapshot:
     vault_id: str
     objects: snapshot.ObjectList
     payload: dict[str, Any]
+    trust: SnapshotTrust
+    signed_by: str
 
 
-def open_target_snapshot(target: Backend, identity: Identity, snapshot_id: str | None) -> OpenedSnapshot:
-    """The snapshot ``snapshot_id`` (default: the newest) on ``target``, authenticated."""
+def open_target_snapshot(
+    target: Backend,
+    identity: Identity,
+    snapshot_id: str | None,
+    *,
+    admin_fingerprints: tuple[str, ...] = (),
+    state: ClientState | None = None,
+) -> OpenedSnapshot:
+    """The snapshot ``snapshot_id`` (default: the newest) on ``target``, authenticated and its
+    signer accepted by its access policy, verified against the admin key (see the module docstring)."""
     vault_id = snapshot.read_marker(target)
     if vault_id is None:
         raise NotFoundError(f"{target.url} is not an mlvault backup target (no backup/target marker)")
@@ -86,10 +102,8 @@ def open_target_snapshot(target: Backend, identity: Identity, snapshot_id: str |
     elif not layout.is_id(snapshot_id) or snapshot_id not in ids:
         raise NotFoundError(f"no snapshot {snapshot_id!r} on {target.url} (see `mlvault backup ls`)")
     raw_list = target.get(layout.snapshot_objects_key(snapshot_id), max_size=snapshot.MAX_OBJECT_LIST)
-    envelope = target.get(layout.snapshot_key(snapshot_id), max_size=snapshot.MAX_BODY + 4096)
-    compressed = snapshot.open_snapshot(
-        envelope, identity, bytes.fromhex(vault_id), bytes.fromhex(snapshot_id)
-    )
+    raw = target.get(layout.snapshot_key(snapshot_id), max_size=snapshot.MAX_ENVELOPE)
+    compressed = snapshot.open_snapshot(raw, identity, bytes.fromhex(vault_id), bytes.fromhex(snapshot_id))
     payload = snapshot.decompress_json(compressed, snapshot.MAX_PAYLOAD, f"snapshot {snapshot_id}")
     expected = {
         "format": snapshot.PAYLOAD_FORMAT,
@@ -106,7 +120,12 @@ def open_target_snapshot(target: Backend, identity: Identity, snapshot_id: str |
         raise IntegrityError(f"the object list of snapshot {snapshot_id} is not this vault's{ALTERED}")
     if not isinstance(payload.get("catalog"), dict):
         raise IntegrityError(f"snapshot {snapshot_id} holds no catalog rows{ALTERED}")
-    return OpenedSnapshot(vault_id, objects, payload)
+    envelope = snapshot.parse_envelope(raw)
+    trust = snapshot_trust(
+        payload["catalog"], vault_id, envelope.signature, admin_fingerprints=admin_fingerprints, state=state
+    )
+    signed_by = snapshot.check_signature(envelope, raw_list, trust.acceptance, objects.created_at)
+    return OpenedSnapshot(vault_id, objects, payload, trust, signed_by)
 
 
 def default_catalog_url(url: str, vault_id: str) -> str:
@@ -128,9 +147,14 @@ def restore_vault(
     to_options: StorageOptions | None = None,
     snapshot_id: str | None = None,
     target_catalog: str | None = None,
+    admin_fingerprints: tuple[str, ...] = (),
+    state: ClientState | None = None,
 ) -> RestoreReport:
-    """Rebuild the vault a snapshot on ``source`` describes at ``to_url`` (see the module docstring)."""
-    opened = open_target_snapshot(source, identity, snapshot_id)
+    """Rebuild the vault a snapshot on ``source`` describes at ``to_url`` (see the module docstring);
+    ``state``: this client's pins, read as the anchor and re-pinned after."""
+    opened = open_target_snapshot(
+        source, identity, snapshot_id, admin_fingerprints=admin_fingerprints, state=state
+    )
     sid, vault_id = opened.objects.snapshot_id, opened.vault_id
     old_config = config_format.decode(source.get(layout.CONFIG, max_size=config_format.MAX_SIZE))
     if old_config.vault_id != vault_id:
@@ -156,7 +180,11 @@ def restore_vault(
             shown = catalog.display_url
         finally:
             catalog.close()
+        if state is not None:
+            repin(state, vault_id, opened.trust)
         destination.put(layout.CONFIG, config_format.encode(new_config))
     finally:
         destination.close()
-    return RestoreReport(vault_id, sid, copied.objects, copied.bytes, rows, len(versions), shown)
+    return RestoreReport(
+        vault_id, sid, copied.objects, copied.bytes, rows, len(versions), shown, opened.signed_by
+    )

@@ -16,30 +16,30 @@ For each schedule that runs (every enabled one that is due for ``--due``, or the
    lease every third of its TTL; a heartbeat that finds the lease taken over stops the run. Sizes
    of objects already there come from the newest readable object list, else from the target.
 4. Write the object list, then the sealed snapshot (:mod:`vault.backup.snapshot`) to the vault's
-   recovery recipients: the sealed snapshot is the commit point, so an interrupted run leaves no
-   snapshot and only complete objects, and the next run copies the rest. With Object Lock
-   (:mod:`vault.backup.objectlock`) all is written locked; objects retained snapshots need get
-   their retain-until moved to now + the lock period.
-5. Finish the run row (objects and bytes written, snapshot included), release the lease.
+   recovery recipients, signed by the job's identity (:mod:`vault.backup.job`): the sealed one is
+   the commit point, so an interrupted run leaves no snapshot and only complete objects, and the
+   next run copies the rest. With Object Lock (:mod:`vault.backup.objectlock`) all is written
+   locked; objects retained snapshots need get their retain-until moved to now + the lock period.
+5. Record the run in the audit log (an unrecordable run fails), finish the run row (objects and
+   bytes written, snapshot included), release the lease.
 
 With include patterns, :func:`vault.backup.include.select_included` picks the rows and objects.
-Nothing here decrypts: the job needs storage, catalog and the recovery recipients' public keys
-(owner-ring x25519 slots whose recorded public key matches the slot's fingerprint); a vault without
-one is refused (exit 2). :meth:`RunReport.raise_for_failures` turns failures into exit 17; pings and
+Nothing here decrypts: the job needs storage, catalog, the recovery recipients' public keys
+(:func:`vault.backup.job.recovery_recipients`; a vault without one is refused, exit 2) and its own
+signing key; before anything runs, a job whose snapshots the vault would not accept is refused
+(exit 8). :meth:`RunReport.raise_for_failures` turns failures into exit 17; pings and
 the metrics file never fail a backup (their problems become warnings).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from vault import layout
 from vault.backup import snapshot
@@ -47,14 +47,14 @@ from vault.backup.copy import copy_objects
 from vault.backup.definition import ScheduleDefinition, Target
 from vault.backup.forget import retained_keys
 from vault.backup.include import select_included
+from vault.backup.job import BackupJob, record_run, recovery_recipients, seal_run_snapshot
 from vault.backup.lease import LeaseOwner, validate_ttl
 from vault.backup.metrics import RunRecord, write_metrics
 from vault.backup.objectlock import extend_locks, put_object, run_retention
 from vault.backup.ping import HealthcheckPinger
 from vault.catalog import Catalog
 from vault.catalog.backups import BackupRun, ScheduleRecord
-from vault.catalog.export import count_rows, export_rows
-from vault.catalog.migrate import HEAD_REVISION
+from vault.catalog.export import export_rows
 from vault.errors import (
     BackupFailedError,
     ConfigurationError,
@@ -62,10 +62,8 @@ from vault.errors import (
     IntegrityError,
     MlvaultError,
     NotFoundError,
-    UsageError,
 )
-from vault.formats import keyslot
-from vault.keys import slots
+from vault.signing.signers import Signer
 from vault.storage import Backend, StorageOptions, open_backend
 from vault.storage.base import Retention
 
@@ -129,29 +127,6 @@ class _Progress:
     warnings: list[str] = field(default_factory=list)
 
 
-def recovery_recipients(backend: Backend, catalog: Catalog, vault_id: str) -> list[bytes]:
-    """Raw X25519 public keys of the recovery recipients; UsageError (exit 2) when there is none."""
-    stored = {
-        item.slot_id: item.slot
-        for item in slots.scan_ring(backend, bytes.fromhex(vault_id), layout.OWNER_RING)
-        if item.slot is not None and item.slot.kind == keyslot.KIND_X25519
-    }
-    found = []
-    for slot_id, record in sorted(catalog.slot_records().items()):
-        slot = stored.get(slot_id)
-        public = record.recipient_public
-        if slot is None or public is None or record.ring != layout.OWNER_RING:
-            continue
-        if keyslot.x25519_fingerprint(slot) == hashlib.sha256(public).digest():
-            found.append(public)
-    if not found:
-        raise UsageError(
-            "this vault has no recovery recipient to seal backups to; add one with "
-            "`mlvault keys add-recovery FILE.pub` (an identity's public file)"
-        )
-    return found[: snapshot.MAX_STANZAS]
-
-
 class BackupRunner:
     """Runs the backup schedules of one vault (storage + catalog), with an injected clock."""
 
@@ -175,8 +150,12 @@ class BackupRunner:
         self._open_target = open_target or target_opener()
         self._leases = catalog.backup_lease_store()
 
-    def run_due(self, *, metrics_file: Path | None = None, ping_url: str | None = None) -> RunReport:
+    def run_due(
+        self, *, metrics_file: Path | None = None, ping_url: str | None = None, job: BackupJob | None = None
+    ) -> RunReport:
         """Run every enabled schedule that is due (or whose last run was interrupted)."""
+        job = job or BackupJob()
+        job.acceptance.check_job(job.signer, self._clock())
         pinger = None if ping_url is None else HealthcheckPinger(ping_url)
         now = self._clock()
         latest = self._catalog.latest_backup_runs()
@@ -191,15 +170,23 @@ class BackupRunner:
                 plan.append((record, slots_due[0]))
             elif last is not None and last.outcome == "running" and self._interrupted(record.name, now):
                 plan.append((record, last.slot))
-        return self._run_plan(plan, latest, metrics_file, pinger, due=True)
+        return self._run_plan(plan, latest, metrics_file, pinger, job, due=True)
 
     def run_named(
-        self, name: str, *, metrics_file: Path | None = None, ping_url: str | None = None
+        self,
+        name: str,
+        *,
+        metrics_file: Path | None = None,
+        ping_url: str | None = None,
+        job: BackupJob | None = None,
     ) -> RunReport:
         """Run schedule ``name`` now, due or not."""
+        job = job or BackupJob()
+        job.acceptance.check_job(job.signer, self._clock())
         pinger = None if ping_url is None else HealthcheckPinger(ping_url)
         record = self._catalog.backup_schedule(name)
-        return self._run_plan([(record, None)], self._catalog.latest_backup_runs(), metrics_file, pinger)
+        latest = self._catalog.latest_backup_runs()
+        return self._run_plan([(record, None)], latest, metrics_file, pinger, job)
 
     def snapshots(self, name: str) -> list[snapshot.ObjectList]:
         """The snapshots on schedule ``name``'s target, oldest first (no key needed)."""
@@ -222,17 +209,22 @@ class BackupRunner:
         latest: dict[str, BackupRun],
         metrics_file: Path | None,
         pinger: HealthcheckPinger | None,
+        job: BackupJob,
         *,
         due: bool = False,
     ) -> RunReport:
         warnings: list[str] = []
-        recipients = recovery_recipients(self._backend, self._catalog, self._vault_id) if plan else []
+        if plan:
+            recovery_recipients(self._backend, self._catalog, self._vault_id)  # refuse early (exit 2)
+        if plan and job.signer is None:
+            warnings.append(
+                "snapshots are not signed: this vault's access policy lists no backup service principal "
+                "(see `mlvault principal add NAME FILE.pub --kind service`), so anyone holding the recovery "
+                "public key and write access to the target could forge one"
+            )
         if pinger is not None:
             warnings += [w for w in [pinger.start()] if w]
-        runs = [
-            self._run_one(record, slot, latest.get(record.name), recipients, warnings, due=due)
-            for record, slot in plan
-        ]
+        runs = [self._run_one(record, slot, latest.get(record.name), job, due=due) for record, slot in plan]
         report = RunReport(tuple(runs), tuple(warnings))
         failed = [r for r in runs if r.outcome == "failed"]
         if pinger is not None:
@@ -273,8 +265,7 @@ class BackupRunner:
         record: ScheduleRecord,
         slot: datetime | None,
         last: BackupRun | None,
-        recipients: list[bytes],
-        warnings: list[str],
+        job: BackupJob,
         *,
         due: bool = False,
     ) -> ScheduleRun:
@@ -316,15 +307,20 @@ class BackupRunner:
             run_id = self._catalog.start_backup_run(name, slot, now)
             progress = _Progress()
             try:
-                snapshot_id = self._backup(record.definition, progress, self._keepalive(name, now, record))
+                beat = self._keepalive(name, now, record)
+                snapshot_id = self._backup(record.definition, progress, beat, job.signer)
             except Exception as exc:  # noqa: BLE001 — every failure is recorded, then reported
                 message = (
                     str(exc) if isinstance(exc, MlvaultError) else f"unexpected {type(exc).__name__}: {exc}"
                 )
+                message = record_run(job, name, None, progress.objects, progress.bytes, message) or message
                 self._finish(run_id, False, progress, message)
                 refused = isinstance(exc, ConfigurationError)
                 return ScheduleRun(name, "failed", message, None, progress.objects, progress.bytes, refused)
-            self._finish(run_id, True, progress, None)
+            unrecorded = record_run(job, name, snapshot_id, progress.objects, progress.bytes, None)
+            self._finish(run_id, unrecorded is None, progress, unrecorded)
+            if unrecorded is not None:
+                return ScheduleRun(name, "failed", unrecorded, snapshot_id, progress.objects, progress.bytes)
             return ScheduleRun(name, "success", "", snapshot_id, progress.objects, progress.bytes)
         finally:
             self._leases.release(name, self._owner)
@@ -358,8 +354,13 @@ class BackupRunner:
 
         return beat
 
-    def _backup(self, definition: ScheduleDefinition, progress: _Progress, beat: Callable[[], None]) -> str:
-        recipients = recovery_recipients(self._backend, self._catalog, self._vault_id)
+    def _backup(
+        self,
+        definition: ScheduleDefinition,
+        progress: _Progress,
+        beat: Callable[[], None],
+        signer: Signer | None,
+    ) -> str:
         target = self._open_target(definition.target)
         try:
             snapshot.claim_target(target, self._vault_id)
@@ -370,33 +371,15 @@ class BackupRunner:
                 rows, wanted = select_included(rows, definition.include)
             sizes, fresh = self._copy_missing(target, progress, beat, retention, wanted)
             created = self._clock()
-            snapshot_id = snapshot.new_snapshot_id(created)
-            listing = snapshot.ObjectList(
+            snapshot_id, listing, sealed = seal_run_snapshot(
                 self._vault_id,
-                snapshot_id,
-                created,
                 definition.name,
-                count_rows(rows, "versions"),
-                progress.objects,
-                progress.bytes,
+                created,
+                rows,
                 sizes,
-            ).encode()
-            payload: dict[str, Any] = {
-                "format": snapshot.PAYLOAD_FORMAT,
-                "version": 1,
-                "vault_id": self._vault_id,
-                "snapshot_id": snapshot_id,
-                "created_at": created.isoformat(),
-                "schedule": definition.name,
-                "catalog_schema": HEAD_REVISION,
-                "objects_sha256": snapshot.sha256_hex(listing),
-                "catalog": rows,
-            }
-            sealed = snapshot.seal_snapshot(
-                bytes.fromhex(self._vault_id),
-                bytes.fromhex(snapshot_id),
-                recipients,
-                snapshot.compress_json(payload),
+                (progress.objects, progress.bytes),
+                recovery_recipients(self._backend, self._catalog, self._vault_id),
+                signer,
             )
             put_object(target, layout.snapshot_objects_key(snapshot_id), listing, retention)
             put_object(target, layout.snapshot_key(snapshot_id), sealed, retention)

@@ -4,10 +4,10 @@ A snapshot has two parts, both write-once:
 
 ``snapshots/<id>`` — the **envelope** (big-endian)::
 
-    magic "MLVB" | version u8 = 1 | vault id 16 | snapshot id 16 | stanza count u8 (1..16)
+    magic "MLVB" | version u8 = 2 | vault id 16 | snapshot id 16 | stanza count u8 (1..16)
     | stanza × count: kind u8 = 1 (x25519) | ephemeral public key 32 | recipient fingerprint 32
                       | nonce 12 | wrapped file key 48 (32 + GCM tag)
-    | body length u32 | body
+    | body length u32 | body | signature block (:mod:`vault.backup.signature`)
 
 The body is a sealed object of kind :data:`vault.formats.sealed.SNAPSHOT` (``MLVN``) whose ring id
 field is the vault id, epoch 0 and object id the snapshot id, sealed under a fresh random 32-byte
@@ -18,7 +18,10 @@ snapshot id, info ``mlvault/snapshot/wrap/v1``) and AES-256-GCM over the file ke
 header and the stanza's kind, ephemeral key and fingerprint as AAD. So a stanza cannot be moved to
 another snapshot, and the body's own header binds vault and snapshot id again. Every length is fixed
 or capped and checked against the bytes present before anything is allocated; an unknown version or
-kind is tampering (exit 5). A backup job needs only the recipients' public keys to write one.
+kind is tampering (exit 5); version 1 (no signature block) was written only by pre-release builds.
+A backup job needs only the recipients' public keys to write one, and its identity's signing key to
+sign it: the block signs the part before it together with the object list's SHA-256
+(:func:`vault.backup.signature.signed_message`), and :func:`check_signature` verifies it without a key.
 
 ``snapshots/<id>.objects`` — the **object list**: zstd-compressed JSON naming the vault, the
 snapshot, its time and counts, and every object (key, size) it needs. It is plaintext so ``backup
@@ -41,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 import zstandard
 
 from vault import layout
+from vault.backup import signature as snapshot_signature
+from vault.backup.signature import Acceptance, SnapshotSignature
 from vault.crypto import aead, recipient
 from vault.errors import (
     AuthenticationError,
@@ -54,9 +59,10 @@ from vault.storage import Backend, ObjectExistsError
 
 if TYPE_CHECKING:
     from vault.clientstate.identities import Identity
+    from vault.signing.signers import Signer
 
 MAGIC = b"MLVB"
-VERSION = 1
+VERSION = 2
 KIND_X25519 = 1
 MAX_STANZAS = 16
 FILE_KEY_SIZE = 32
@@ -65,6 +71,7 @@ HEADER = struct.Struct(">4sB16s16sB")
 STANZA = struct.Struct(">B32s32s12s48s")
 BODY_LEN = struct.Struct(">I")
 MAX_BODY = sealed.SNAPSHOT.max_plaintext + sealed.HEADER_SIZE + aead.TAG_SIZE
+MAX_ENVELOPE = MAX_BODY + 4096  # header, 16 stanzas and the signature block fit in 4 KiB
 MAX_PAYLOAD = 4 * 1024 * 1024 * 1024  # decompressed catalog rows
 MAX_OBJECT_LIST = 256 * 1024 * 1024  # compressed, as stored
 MAX_OBJECT_LIST_JSON = 2 * 1024 * 1024 * 1024
@@ -78,14 +85,24 @@ def new_snapshot_id(now: datetime) -> str:
     return f"{millis:012x}{os.urandom(10).hex()}"
 
 
-def seal_snapshot(vault_id: bytes, snapshot_id: bytes, recipients: list[bytes], payload: bytes) -> bytes:
-    """The envelope of ``payload`` (already compressed) for the raw X25519 ``recipients``."""
+def seal_snapshot(
+    vault_id: bytes,
+    snapshot_id: bytes,
+    recipients: list[bytes],
+    payload: bytes,
+    object_list: bytes,
+    signer: Signer | None,
+) -> bytes:
+    """The envelope of ``payload`` (already compressed) for the raw X25519 ``recipients``, signed
+    together with ``object_list`` (as stored) by ``signer`` (None: an unsigned block)."""
     if not 1 <= len(recipients) <= MAX_STANZAS:
         raise ValueError(f"a snapshot is sealed to 1..{MAX_STANZAS} recipients")
     file_key = os.urandom(FILE_KEY_SIZE)
     wraps = [(recipient.wrap_to_recipient(public), public, aead.new_nonce()) for public in recipients]
     body = sealed.seal(sealed.SNAPSHOT, file_key, vault_id, 0, snapshot_id, payload)
-    return _seal_from_parts(vault_id, snapshot_id, file_key, wraps, body)
+    unsigned = _seal_from_parts(vault_id, snapshot_id, file_key, wraps, body)
+    message = snapshot_signature.signed_message(vault_id, snapshot_id, unsigned, object_list)
+    return unsigned + snapshot_signature.signature_block(message, signer)
 
 
 Wrap = tuple[tuple[bytes, bytes], bytes, bytes]  # ((ephemeral public, KEK), recipient public, nonce)
@@ -94,7 +111,8 @@ Wrap = tuple[tuple[bytes, bytes], bytes, bytes]  # ((ephemeral public, KEK), rec
 def _seal_from_parts(
     vault_id: bytes, snapshot_id: bytes, file_key: bytes, wraps: list[Wrap], body: bytes
 ) -> bytes:
-    """:func:`seal_snapshot` from its random parts (KEKs, nonces, sealed body): the seam for vectors."""
+    """The part of :func:`seal_snapshot` before the signature block, from its random parts (KEKs,
+    nonces, sealed body): the seam for vectors."""
     if len(vault_id) != 16 or len(snapshot_id) != 16 or len(file_key) != FILE_KEY_SIZE:
         raise ValueError("vault id and snapshot id are 16 bytes, the file key 32")
     header = HEADER.pack(MAGIC, VERSION, vault_id, snapshot_id, len(wraps))
@@ -117,6 +135,8 @@ class Envelope:
     header: bytes
     stanzas: tuple[tuple[bytes, bytes, bytes, bytes], ...]  # ephemeral, fingerprint, nonce, wrapped
     body: bytes
+    signed_part: bytes  # every byte before the signature block
+    signature: SnapshotSignature | None  # None: unsigned
 
 
 def parse_envelope(data: bytes) -> Envelope:
@@ -142,9 +162,24 @@ def parse_envelope(data: bytes) -> Envelope:
         offset += STANZA.size
     (body_len,) = BODY_LEN.unpack_from(data, offset)
     offset += BODY_LEN.size
-    if not sealed.HEADER_SIZE < body_len <= MAX_BODY or len(data) != offset + body_len:
+    end = offset + body_len
+    if not sealed.HEADER_SIZE < body_len <= MAX_BODY or len(data) <= end:
         raise IntegrityError("snapshot truncated or extended")
-    return Envelope(vault_id, snapshot_id, data[: HEADER.size], tuple(stanzas), data[offset:])
+    signature = snapshot_signature.parse_block(data[end:])
+    return Envelope(
+        vault_id, snapshot_id, data[: HEADER.size], tuple(stanzas), data[offset:end], data[:end], signature
+    )
+
+
+def check_signature(
+    envelope: Envelope, object_list: bytes, acceptance: Acceptance, created_at: datetime
+) -> str:
+    """Who signed the snapshot (``unsigned`` when allowed); IntegrityError (exit 5) when the signature
+    does not verify over the envelope and ``object_list`` (as stored), or its signer is not accepted."""
+    message = snapshot_signature.signed_message(
+        envelope.vault_id, envelope.snapshot_id, envelope.signed_part, object_list
+    )
+    return acceptance.check(envelope.signature, message, created_at, envelope.snapshot_id.hex())
 
 
 def open_snapshot(data: bytes, identity: Identity, vault_id: bytes, snapshot_id: bytes) -> bytes:
@@ -353,3 +388,23 @@ def read_object_list(target: Backend, snapshot_id: str) -> ObjectList:
     """The object list of one snapshot; NotFoundError when it is missing."""
     raw = target.get(layout.snapshot_objects_key(snapshot_id), max_size=MAX_OBJECT_LIST)
     return ObjectList.decode(raw, snapshot_id)
+
+
+def read_signed_listing(
+    target: Backend, vault_id: str, snapshot_id: str, acceptance: Acceptance
+) -> tuple[ObjectList, str]:
+    """A snapshot's object list and who signed it, after its signature was checked (no key needed);
+    IntegrityError (exit 5) when either part is damaged, names another snapshot or is not signed by
+    a signer ``acceptance`` allows."""
+    raw = target.get(layout.snapshot_objects_key(snapshot_id), max_size=MAX_OBJECT_LIST)
+    listing = ObjectList.decode(raw, snapshot_id)
+    if listing.vault_id != vault_id:
+        raise IntegrityError(
+            f"the object list of snapshot {snapshot_id} names vault {listing.vault_id}{ALTERED}"
+        )
+    envelope = parse_envelope(target.get(layout.snapshot_key(snapshot_id), max_size=MAX_ENVELOPE))
+    if envelope.vault_id.hex() != vault_id or envelope.snapshot_id.hex() != snapshot_id:
+        raise IntegrityError(
+            f"the sealed part of snapshot {snapshot_id} names another vault or snapshot{ALTERED}"
+        )
+    return listing, check_signature(envelope, raw, acceptance, listing.created_at)

@@ -4,7 +4,8 @@ Without a key (what cron can run):
 
 - the target's marker names this vault; each snapshot checked (``--snapshot ID`` or all of them)
   has an object list of this vault and a well-formed envelope that names the same vault and
-  snapshot (:func:`vault.backup.snapshot.parse_envelope`);
+  snapshot, signed over both parts by a signer the vault accepts
+  (:func:`vault.backup.snapshot.read_signed_listing`);
 - every object those lists reference is present with the listed size (one HEAD or ``stat`` each).
 
 With the recovery identity, the envelope is also opened and the payload must pin the SHA-256 of the
@@ -36,6 +37,7 @@ import zstandard
 from vault import layout
 from vault.backup import snapshot
 from vault.backup.definition import Target
+from vault.backup.signature import Acceptance
 from vault.catalog import Catalog, ChunkLocation
 from vault.errors import (
     AuthenticationError,
@@ -75,6 +77,7 @@ class VerifyReport:
     chunks_checked: int = 0
     problems: list[str] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
+    signed_by: dict[str, str] = field(default_factory=dict)  # snapshot id → signer
 
     @property
     def ok(self) -> bool:
@@ -90,19 +93,22 @@ class VerifyReport:
 
 
 def _snapshot_checks(
-    target: Backend, vault_id: str, snapshot_id: str, identity: Identity | None, report: VerifyReport
+    target: Backend,
+    vault_id: str,
+    snapshot_id: str,
+    identity: Identity | None,
+    acceptance: Acceptance,
+    report: VerifyReport,
 ) -> snapshot.ObjectList | None:
     """The object list of one snapshot after the envelope checks; None (and problems) when damaged."""
     try:
-        raw = target.get(layout.snapshot_objects_key(snapshot_id), max_size=snapshot.MAX_OBJECT_LIST)
-        listing = snapshot.ObjectList.decode(raw, snapshot_id)
-        if listing.vault_id != vault_id:
-            raise IntegrityError(f"its object list names vault {listing.vault_id}{ALTERED}")
-        data = target.get(layout.snapshot_key(snapshot_id), max_size=snapshot.MAX_BODY + 4096)
-        envelope = snapshot.parse_envelope(data)
-        if envelope.vault_id.hex() != vault_id or envelope.snapshot_id.hex() != snapshot_id:
-            raise IntegrityError(f"its sealed part names another vault or snapshot{ALTERED}")
+        listing, report.signed_by[snapshot_id] = snapshot.read_signed_listing(
+            target, vault_id, snapshot_id, acceptance
+        )
         if identity is not None:
+            raw = target.get(layout.snapshot_objects_key(snapshot_id), max_size=snapshot.MAX_OBJECT_LIST)
+            data = target.get(layout.snapshot_key(snapshot_id), max_size=snapshot.MAX_ENVELOPE)
+            envelope = snapshot.parse_envelope(data)
             payload = snapshot.decompress_json(
                 snapshot.open_snapshot(data, identity, envelope.vault_id, envelope.snapshot_id),
                 snapshot.MAX_PAYLOAD,
@@ -244,8 +250,10 @@ def verify_target(
     keys: KeyCache | None = None,
     read_fraction: float | None = None,
     rings: dict[str, str] | None = None,
+    acceptance: Acceptance | None = None,
 ) -> VerifyReport:
-    """Check ``target`` as the module docstring says; ``rings`` maps pack id → ring id (a hint)."""
+    """Check ``target`` as the module docstring says; ``rings`` maps pack id → ring id (a hint);
+    ``acceptance`` defaults to accepting unsigned snapshots only."""
     owner = snapshot.read_marker(target)
     if owner is None:
         raise NotFoundError(f"{target.url} is not a backup target (no backup/target marker)")
@@ -259,12 +267,14 @@ def verify_target(
     report = VerifyReport(target.url, ids)
     if identity is None:
         report.not_checked.append(
-            "snapshot authenticity and the object lists' SHA-256 pinned in the sealed part "
-            "(needs the recovery identity: --recovery-key)"
+            "the sealed parts themselves and the object lists' SHA-256 they pin "
+            "(needs the recovery identity: --recovery-key; the signatures were checked)"
         )
     wanted: dict[str, tuple[int, str]] = {}
     for sid in ids:
-        listing = _snapshot_checks(target, vault_id, sid, identity, report)
+        listing = _snapshot_checks(
+            target, vault_id, sid, identity, acceptance or Acceptance(frozenset()), report
+        )
         for key, size in ({} if listing is None else listing.objects).items():
             if key in wanted and wanted[key][0] != size:
                 report.problems.append(
@@ -304,6 +314,7 @@ def verify_schedule(
     identity: Identity | None = None,
     keys: KeyCache | None = None,
     read_fraction: float | None = None,
+    acceptance: Acceptance | None = None,
 ) -> VerifyReport:
     """``backup verify NAME``: :func:`verify_target` on the schedule's target."""
     target = open_target(catalog.backup_schedule(name).definition.target)
@@ -317,6 +328,7 @@ def verify_schedule(
             keys=keys,
             read_fraction=read_fraction,
             rings=rings,
+            acceptance=acceptance,
         )
     finally:
         target.close()
