@@ -123,7 +123,10 @@ def main() -> None:
             runs.append(run(root, args.size_mib, args.versions, args.new_mib, restic=use_restic))
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        print(f"run {n + 1}/{args.repeat} done", file=sys.stderr)
+        print(
+            f"run {n + 1}/{args.repeat}: " + "; ".join(f"{r[0]} {r[1]:.2f} s" for r in runs[-1]),
+            file=sys.stderr,
+        )
     report(runs, args.size_mib * MiB // args.versions * args.versions, args.versions, args.new_mib)
 
 
@@ -243,6 +246,10 @@ def run(root: Path, size_mib: int, versions: int, new_mib: int, *, restic: bool)
         shutil.rmtree(root / f"restored-{name}")
         rows.append((f"restore ← {name}", took, report.bytes_copied, f"{report.versions_checked} manifests"))
     v.close()
+    # moto's state outlives its server in this process: empty it for the next run.
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).close()
     server.stop()
     if restic:
         rows.extend(restic_rows(root, data, data / "part-new.bin"))
