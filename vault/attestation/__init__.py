@@ -22,7 +22,13 @@ __all__ = ["PolicyView", "PullVerifier", "SignResult", "SignatureService", "Veri
 
 
 def for_vault(vault: Vault, pins: TrustPins) -> SignatureService:
-    """The signature service of an open vault, with this client's trust pins."""
+    """The signature service of an open vault, with this client's trust pins; failed verifications
+    go to the vault's audit log."""
     return SignatureService(
-        vault, vault.signature_store, pins, vault_id=vault.config.vault_id, principal=vault.principal
+        vault,
+        vault.signature_store,
+        pins,
+        vault_id=vault.config.vault_id,
+        principal=vault.principal,
+        audit=vault.audit,
     )

@@ -13,6 +13,11 @@ internals.
   policy's rule for the artifact (most specific glob, threshold of distinct keys). Bundles by keys
   outside the policy are ignored; a bundle that claims a policy key but fails is reported, and is
   the error raised when the policy is not met.
+* **Failures are audited.** With an audit log (:class:`FailureLog`, the vault's
+  :class:`~vault.audit.service.AuditService`), :meth:`SignatureService.verify` leaves exactly one
+  ``failed`` row per failed verification (``verify`` for a bad or missing signature, a tampered or
+  rolled-back policy, a ref that names nothing; ``unlock`` when the manifest's key does not open),
+  as a failed unlock does. On pull the same check runs inside pull's own failure recording.
 * **On pull**, :meth:`SignatureService.verify_for_pull` runs the same check before a byte is
   written. Pull already compares every file's SHA-256 with the manifest while writing it, so
   comparing the signed digests with the manifest's costs no second read. Verification is
@@ -22,11 +27,15 @@ internals.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from vault.attestation.claims import check_claims, manifest_digests, signed_files, version_claims
 from vault.attestation.trust import AcceptedPolicy, PolicyView, VaultTrustPolicy
+from vault.audit.events import Action
 from vault.catalog import VersionRow
 from vault.catalog.signatures import SignatureCatalog
 from vault.clientstate.pins import TrustPins
@@ -54,6 +63,14 @@ class Versions(Protocol):
 
     def load_manifest(self, version: VersionRow) -> Manifest:
         """The version's manifest, decrypted and cross-checked against the catalog."""
+        ...
+
+
+class FailureLog(Protocol):
+    """Where failed verifications are recorded (a :class:`vault.audit.service.AuditService` is one)."""
+
+    def failures(self, action: str, target: str) -> AbstractContextManager[None]:
+        """Record one failed row if the body raises an MlvaultError (re-raised unchanged)."""
         ...
 
 
@@ -110,8 +127,10 @@ class SignatureService:
         *,
         vault_id: str,
         principal: str,
+        audit: FailureLog | None = None,
     ) -> None:
         self._versions = versions
+        self._audit = audit
         self._store = store
         self._vault_id = vault_id
         self._principal = principal
@@ -160,16 +179,26 @@ class SignatureService:
     # -- verification ------------------------------------------------------------------
 
     def verify(self, ref: str) -> VerifyReport:
-        """Verify the version ``ref`` names against the vault's trust policy."""
-        version = self._versions.resolve(ref)
-        manifest = self._versions.load_manifest(version)
-        state = self.trust.current()
-        if state is None:
-            raise UntrustedSignerError(
-                f"the vault has no trust policy, so no key is trusted to sign {version.artifact}; "
-                f"add one with `mlvault trust add 'GLOB' --key KEY.pub --admin-key ADMIN`"
-            )
-        return self._check(version, manifest, state)
+        """Verify the version ``ref`` names against the vault's trust policy (a failure is audited)."""
+        with self._failures(ref):
+            version = self._versions.resolve(ref)
+        with self._failures(f"{version.artifact}@v{version.number}"):
+            manifest = self._versions.load_manifest(version)
+            state = self.trust.current()
+            if state is None:
+                raise UntrustedSignerError(
+                    f"the vault has no trust policy, so no key is trusted to sign {version.artifact}; "
+                    f"add one with `mlvault trust add 'PATTERN' --key KEY.pub --admin-key ADMIN`"
+                )
+            return self._check(version, manifest, state)
+
+    @contextlib.contextmanager
+    def _failures(self, target: str) -> Iterator[None]:
+        if self._audit is None:
+            yield
+            return
+        with self._audit.failures(Action.VERIFY, target):
+            yield
 
     def verify_for_pull(self, version: VersionRow, manifest: Manifest) -> VerifyReport | None:
         """The pull-time check; ``None`` when no policy rule applies to the artifact."""
