@@ -8,6 +8,11 @@ identity that is not one of them. Each run, success or failure, is one ``backup`
 log (:class:`RunAudit`, the vault's :class:`vault.audit.service.AuditService`); a row that cannot be
 written fails the run (fail closed, exit 17), since nobody would otherwise know it happened.
 
+A snapshot carries the audit checkpoints in storage only up to the newest audit row it exported
+(:func:`exported_checkpoints`): rows are exported before storage is listed, and a checkpoint another
+process wrote in between would name a row the restored log lacks, so ``audit verify`` would call the
+restored log truncated.
+
 The job seals snapshots to the vault's recovery recipients (:func:`recovery_recipients`): owner-ring
 x25519 slots whose recorded public key matches the slot's fingerprint, so a catalog writer cannot
 add a recipient that storage does not hold.
@@ -16,7 +21,7 @@ add a recipient that storage does not hold.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -134,3 +139,19 @@ def record_run(
         before = f"{error}; " if error else ""
         return f"{before}{written}the run could not be recorded in the audit log ({exc})"
     return None
+
+
+def exported_checkpoints(rows: Rows, wanted: Callable[[str], bool] | None) -> Callable[[str], bool]:
+    """``wanted`` (None: every key), minus audit checkpoints of rows newer than the exported ones."""
+    entry = rows.get("audit_log") or {}
+    try:
+        at = entry["columns"].index("seq")
+        newest = max((int(row[at]) for row in entry["rows"]), default=0)
+    except (KeyError, ValueError, TypeError):
+        newest = 0
+
+    def keep(key: str) -> bool:
+        seq = layout.parse_audit_checkpoint_key(key)
+        return (seq is None or seq <= newest) and (wanted is None or wanted(key))
+
+    return keep

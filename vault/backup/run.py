@@ -47,7 +47,13 @@ from vault.backup.copy import copy_objects
 from vault.backup.definition import ScheduleDefinition, Target
 from vault.backup.forget import retained_keys
 from vault.backup.include import select_included
-from vault.backup.job import BackupJob, record_run, recovery_recipients, seal_run_snapshot
+from vault.backup.job import (
+    BackupJob,
+    exported_checkpoints,
+    record_run,
+    recovery_recipients,
+    seal_run_snapshot,
+)
 from vault.backup.lease import LeaseOwner, validate_ttl
 from vault.backup.metrics import RunRecord, write_metrics
 from vault.backup.objectlock import extend_locks, put_object, run_retention
@@ -366,9 +372,11 @@ class BackupRunner:
             snapshot.claim_target(target, self._vault_id)
             retention = run_retention(definition, target, self._clock())
             rows = export_rows(self._catalog)
-            wanted: Callable[[str], bool] | None = None
             if definition.include:
-                rows, wanted = select_included(rows, definition.include)
+                rows, included = select_included(rows, definition.include)
+            else:
+                included = None
+            wanted = exported_checkpoints(rows, included)
             sizes, fresh = self._copy_missing(target, progress, beat, retention, wanted)
             created = self._clock()
             snapshot_id, listing, sealed = seal_run_snapshot(
