@@ -311,6 +311,19 @@ def backup_status(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     report.raise_for_problems()
 
 
+def _job_identity(name: str) -> str:
+    # cron cannot type a passphrase, and its working directory and config dir may differ: the file.
+    from vault.clientstate import ClientState
+
+    identities = ClientState.default().identities()
+    if identities.encrypted(name):
+        raise UsageError(
+            f"identity {name} is passphrase-encrypted and cron cannot type a passphrase: give the backup "
+            "job an unencrypted identity (`mlvault identity new NAME --no-passphrase`, file mode 0600)"
+        )
+    return str(identities.find(name).expanduser().absolute())
+
+
 @backup_app.command("cron-line")
 @handle_errors
 @global_options
@@ -320,7 +333,8 @@ def backup_cron_line(
         Path | None, typer.Option("--metrics-file", help="Pass --metrics-file to `backup run --due`.")
     ] = None,
 ) -> None:
-    """Print the crontab line, and a systemd service + timer, that run `backup run --due`."""
+    """Print the crontab line, and a systemd service + timer, that run `backup run --due` (as the
+    backup job's --identity, named by its file)."""
     settings = settings_of(ctx)
     vault_url = require_vault(settings)
     command = [_program(), "--vault", target_url(vault_url)]
@@ -337,6 +351,8 @@ def backup_cron_line(
             command += [flag, value]
     if settings.allow_insecure_http:
         command.append("--allow-insecure-http")
+    if settings.identity:
+        command += ["--identity", _job_identity(settings.identity)]
     command += ["backup", "run", "--due"]
     if metrics_file is not None:
         command += ["--metrics-file", str(metrics_file.expanduser().absolute())]

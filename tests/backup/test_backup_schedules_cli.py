@@ -215,6 +215,21 @@ def test_cron_line(run: Run, vault_dir: Path) -> None:
     assert "pw" not in result.stdout  # never a secret
 
 
+def test_cron_line_runs_as_the_job_identity(run: Run, vault_dir: Path, cheap_kdf: object) -> None:
+    from vault.clientstate import ClientState
+
+    identities = ClientState.default().identities()
+    identities.create("backup-job", None, cheap_kdf)  # type: ignore[arg-type]
+    identities.create("alice", b"secret", cheap_kdf)  # type: ignore[arg-type]
+    result = run("backup", "cron-line", "--identity", "backup-job")
+    assert result.exit_code == 0, result.stderr
+    (cron,) = [line for line in result.stdout.splitlines() if line.startswith("*/5 * * * * ")]
+    path = identities.find("backup-job").absolute()
+    assert cron.endswith(f"--vault {vault_dir} --identity {path} backup run --due")
+    refused = run("backup", "cron-line", "--identity", "alice")
+    assert refused.exit_code == 2 and "cannot type a passphrase" in refused.stderr
+
+
 def test_cron_line_needs_a_vault() -> None:
     result = CliRunner().invoke(app, ["backup", "cron-line"], env={})
     assert result.exit_code == 2
