@@ -28,6 +28,7 @@ its user-facing message style and its process exit code; the CLI prints
         ├── MalformedSignatureError   exit 11  bundle cannot be parsed / wrong media or predicate type
         ├── SignatureInvalidError     exit 12  cryptographic signature does not verify
         ├── UntrustedSignerError      exit 13  signer not trusted for this namespace / threshold unmet
+        │   └── ProvenanceRefusedError exit 13 a version or tag without a valid provenance record
         └── ContentMismatchError      exit 14  a file differs, is missing, or is extra
 """
 
@@ -151,6 +152,11 @@ class UntrustedSignerError(VerificationError):
     """The signer is not trusted for this namespace, or too few trusted signers."""
 
     exit_code = 13
+
+
+class ProvenanceRefusedError(UntrustedSignerError):
+    """No valid provenance record vouches for a version or a tag (missing, badly signed, or signed by a
+    principal that does not hold ``push`` / ``tag`` there under the access policy)."""
 
 
 class ContentMismatchError(VerificationError):

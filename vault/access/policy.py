@@ -18,7 +18,14 @@ The payload is canonical JSON (sorted keys, no whitespace, UTF-8)::
     {"type": "mlvault/access-policy", "version": 1, "serial": 7, "vault": "<vault id hex>",
      "principals": [<see vault.access.principals>],
      "rules": [{"principal": "<id>", "pattern": "team/*", "capabilities": ["push", "read"],
-                "deny": false}]}
+                "deny": false}],
+     "provenance": {"versions": [["<version id>", "<manifest sha256>"]],
+                    "tags": [["team/resnet", "prod", "<version id>"]], "kept": ["<record sha256>"]}}
+
+``provenance`` (:mod:`vault.access.records`) lists what readers accept without a valid provenance
+record: the versions and tags that existed when the first policy was signed, and the records kept
+valid after their signer lost the capability. A document written before provenance records has no
+``provenance`` field and lists nothing.
 
 and the signed document is ``{"mediaType": SIGNED_MEDIA_TYPE, "payload": b64, "adminKey": PEM,
 "signature": b64 DER}`` with the signature over ``PAE(PAYLOAD_TYPE, payload)``.
@@ -43,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from vault.access.patterns import STAR, Capability, Rule, as_capability, check_path, decide
 from vault.access.principals import Principal
+from vault.access.provenance_lists import parse_provenance, provenance_to_json
 from vault.errors import (
     ConflictError,
     MalformedSignatureError,
@@ -73,6 +81,9 @@ class AccessPolicy:
     serial: int = 0
     principals: tuple[Principal, ...] = ()
     rules: tuple[Rule, ...] = ()
+    legacy_versions: frozenset[tuple[str, str]] = frozenset()  # (version id, manifest digest)
+    legacy_tags: frozenset[tuple[str, str, str]] = frozenset()  # (artifact, tag, version id)
+    kept: frozenset[str] = frozenset()  # provenance record digests kept valid
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -287,13 +298,16 @@ def policy_to_json(policy: AccessPolicy) -> bytes:
                 }
                 for r in rules
             ],
+            "provenance": provenance_to_json(policy.legacy_versions, policy.legacy_tags, policy.kept),
         }
     )
 
 
 def policy_from_json(data: bytes) -> AccessPolicy:
     """Parse and check policy JSON; ``MalformedSignatureError`` on any problem."""
-    doc = _obj(strict_json(data, "access policy"), "access policy", _DOC_FIELDS)
+    raw = strict_json(data, "access policy")
+    provenance = raw.pop("provenance", None) if isinstance(raw, dict) else None
+    doc = _obj(raw, "access policy", _DOC_FIELDS)
     if doc["type"] != POLICY_TYPE or doc["version"] != POLICY_VERSION:
         raise MalformedSignatureError(f"not a version {POLICY_VERSION} mlvault access policy")
     serial, vault_id = doc["serial"], doc["vault"]
@@ -315,7 +329,7 @@ def policy_from_json(data: bytes) -> AccessPolicy:
     rules = tuple(_parse_rule(r, live_ids) for r in doc["rules"])
     if len({(r.principal_id, r.pattern, r.deny) for r in rules}) != len(rules):
         raise MalformedSignatureError("access policy lists the same rule twice")
-    return AccessPolicy(vault_id, serial, principals, rules)
+    return AccessPolicy(vault_id, serial, principals, rules, *parse_provenance(provenance))
 
 
 def _parse_rule(value: object, live_ids: set[str]) -> Rule:

@@ -9,7 +9,10 @@ the one expected, so a vault has one root admin key. Catalog rows are never read
 
 **Changing it.** Every change (principal add, rm, rename; grant, deny, revoke) signs serial + 1
 with ``admin`` (a signing key or an identity's signing key), which must be a pinned admin key; two
-admins at once get a ``ConflictError`` from the catalog and retry.
+admins at once get a ``ConflictError`` from the catalog and retry. Each change appends one audit row
+(``grant``, ``deny``, ``revoke`` or ``principal``). With provenance ``records``
+(:mod:`vault.access.records`), the first policy lists the versions and tags that exist, and a change
+that takes ``push`` or ``tag`` away from a principal keeps that principal's records valid.
 
 **Read by keys.** Keyrings are per top-level namespace, so only a rule on exactly ``NS/*`` can be
 enforced by keys: when a principal holds ``read`` (or ``admin``) on ``NS/*`` and no deny on
@@ -24,11 +27,12 @@ also decrypts (write implies read), so a push-only grant cannot be used until re
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from vault.access.patterns import STAR, Capability, Rule, check_pattern
+from vault.access.enforcement import GrantView, enforcement, holds_keyring_read, keyring_namespace
+from vault.access.patterns import STAR, Capability, Rule
 from vault.access.policy import (
     AccessPolicy,
     Explanation,
@@ -43,6 +47,7 @@ from vault.clientstate.pins import TrustPins
 from vault.errors import IntegrityError, MlvaultError, PermissionDeniedError, UntrustedSignerError
 
 if TYPE_CHECKING:
+    from vault.access.records import ProvenanceRecords
     from vault.catalog import ArtifactRow, VersionRow
     from vault.clientstate import ClientState
     from vault.clientstate.identities import PublicIdentity
@@ -52,6 +57,7 @@ if TYPE_CHECKING:
 
 ACCESS_PINS_FILE = "access-pins.json"
 Clock = Callable[[], dt.datetime]
+AuditSink = Callable[[str, str, Mapping[str, Any]], object]  # (action, target, details)
 
 
 def access_pins(state: ClientState) -> TrustPins:
@@ -109,38 +115,6 @@ class AccessState:
     key_changes: tuple[KeyChange, ...] = ()
 
 
-@dataclass(frozen=True)
-class GrantView:
-    """One rule for ``access ls``: what enforces it, and what the user should know."""
-
-    principal: str
-    principal_id: str
-    pattern: str
-    capabilities: tuple[str, ...]
-    deny: bool
-    enforced_by: str  # "keys" or "policy"
-    note: str
-
-
-def keyring_namespace(pattern: str) -> str | None:
-    """The top-level namespace whose whole keyring ``pattern`` covers (``team/*`` → ``team``), else None."""
-    segments = check_pattern(pattern)
-    if len(segments) == 2 and segments[1] == STAR and segments[0] not in (STAR, "+"):
-        return segments[0]
-    return None
-
-
-def holds_keyring_read(policy: AccessPolicy, principal: Principal, namespace: str) -> bool:
-    """Whether ``principal`` should hold an x25519 slot on ``namespace``'s keyring under ``policy``."""
-    if not principal.live:
-        return False
-    whole = f"{namespace}/*"
-    mine = policy.rules_of(principal.id)
-    if any(r.deny and r.pattern in (whole, STAR) for r in mine):
-        return False
-    return any(r.pattern == whole and r.allows(Capability.READ) for r in mine)
-
-
 class AccessControl:
     """Read, verify and change one vault's access policy, with this client's pins."""
 
@@ -154,6 +128,8 @@ class AccessControl:
         vault_id: str,
         actor: str,
         clock: Clock,
+        records: ProvenanceRecords | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self._store = store
         self._pins = pins
@@ -162,6 +138,8 @@ class AccessControl:
         self._vault_id = vault_id
         self._actor = actor
         self._clock = clock
+        self._records = records
+        self._audit = audit
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -205,6 +183,10 @@ class AccessControl:
             self._pins.record_serial(vault_id, policy.serial)
         return AccessState(policy, signer, pinned_now)
 
+    def pinned_admins(self) -> tuple[str, ...]:
+        """The admin keys this client pinned for the vault (access pins, else the trust admin)."""
+        return self._pinned()
+
     def principals(self, *, include_removed: bool = False) -> list[Principal]:
         """The principals of the policy, by name (removed ones only when asked)."""
         policy = self.current().policy
@@ -225,7 +207,7 @@ class AccessControl:
             who = policy.by_id(rule.principal_id)
             if who is None or (only and rule.principal_id != only):
                 continue
-            by, note = _enforcement(policy, who, rule, slots)
+            by, note = enforcement(policy, who, rule, slots)
             caps = tuple(sorted(c.value for c in rule.capabilities))
             views.append(GrantView(who.name, who.id, rule.pattern, caps, rule.deny, by, note))
         return sorted(views, key=lambda v: (v.principal, v.pattern, v.deny))
@@ -247,25 +229,47 @@ class AccessControl:
     ) -> AccessState:
         """Add a principal with a fresh id (no grants)."""
         new = new_principal(name, identity, kind=kind, expires=expires, at=self._clock())
-        return self._change(admin, lambda p: p.with_principal(new))
+        return self._change(
+            admin, lambda p: p.with_principal(new), audit=("principal", name, {"change": "add"})
+        )
 
     def remove_principal(self, name: str, admin: Signer) -> AccessState:
         """Remove a principal: its rules go, its keyring slots go and those namespaces are rekeyed."""
-        return self._change(admin, lambda p: p.without_principal(name, self._clock()), touched=(name, None))
+        return self._change(
+            admin,
+            lambda p: p.without_principal(name, self._clock()),
+            touched=(name, None),
+            audit=("principal", name, {"change": "remove"}),
+        )
 
     def rename_principal(self, name: str, new_name: str, admin: Signer) -> AccessState:
         """Rename a principal; it keeps its id and grants."""
-        return self._change(admin, lambda p: p.renamed(name, new_name))
+        return self._change(
+            admin,
+            lambda p: p.renamed(name, new_name),
+            audit=("principal", name, {"change": "rename", "to": new_name}),
+        )
 
     def grant(
         self, name: str, pattern: str, capabilities: frozenset[Capability], admin: Signer
     ) -> AccessState:
         """Grant capabilities on a pattern (a union with what the pattern already grants)."""
-        return self._change(admin, lambda p: p.granted(name, pattern, capabilities), touched=(name, pattern))
+        caps = sorted(c.value for c in capabilities)
+        return self._change(
+            admin,
+            lambda p: p.granted(name, pattern, capabilities),
+            touched=(name, pattern),
+            audit=("grant", pattern, {"principal": name, "capabilities": caps}),
+        )
 
     def deny(self, name: str, pattern: str, admin: Signer) -> AccessState:
         """An explicit deny on a pattern."""
-        return self._change(admin, lambda p: p.denied(name, pattern), touched=(name, pattern))
+        return self._change(
+            admin,
+            lambda p: p.denied(name, pattern),
+            touched=(name, pattern),
+            audit=("deny", pattern, {"principal": name}),
+        )
 
     def revoke(
         self,
@@ -281,7 +285,9 @@ class AccessControl:
         def edit(policy: AccessPolicy) -> AccessPolicy:
             return policy.undenied(name, pattern) if deny else policy.revoked(name, pattern, capabilities)
 
-        return self._change(admin, edit, touched=(name, pattern))
+        caps = [] if deny else sorted(c.value for c in capabilities)
+        details = {"principal": name, "capabilities": caps, "deny": deny}
+        return self._change(admin, edit, touched=(name, pattern), audit=("revoke", pattern, details))
 
     def _change(
         self,
@@ -289,6 +295,7 @@ class AccessControl:
         edit: Callable[[AccessPolicy], AccessPolicy],
         *,
         touched: tuple[str, str | None] | None = None,
+        audit: tuple[str, str, dict[str, Any]] | None = None,
     ) -> AccessState:
         state = self.current()
         admin_fp = admin.fingerprint()
@@ -300,6 +307,8 @@ class AccessControl:
             )
         before = state.policy or AccessPolicy(self._vault_id)
         after = edit(before)
+        if self._records is not None:
+            after = self._records.with_provenance(state.policy, before, after, pinned or (admin_fp,))
         document = sign_access_policy(after, admin)
         self._store.store_access_policy(
             after.serial,
@@ -314,6 +323,9 @@ class AccessControl:
         changes: tuple[KeyChange, ...] = ()
         if touched is not None:
             changes = self._reconcile(before, after, *touched)
+        if self._audit is not None and audit is not None:
+            action, target, details = audit
+            self._audit(action, target, {**details, "serial": after.serial})
         return AccessState(after, admin_fp, pinned_now, changes)
 
     def _pinned(self) -> tuple[str, ...]:
@@ -377,34 +389,6 @@ class AccessControl:
             epoch=report.rekey.epoch,
             readable_before=readable,
         )
-
-
-def _enforcement(
-    policy: AccessPolicy, who: Principal, rule: Rule, slots: set[tuple[str | None, str | None]]
-) -> tuple[str, str]:
-    namespace = keyring_namespace(rule.pattern)
-    if rule.deny:
-        if namespace or rule.pattern == STAR:
-            return "keys", "a deny on a whole namespace removes the principal's key slots there"
-        return "policy", "keys are per top-level namespace: only policy enforces a deny on a finer glob"
-    reads = rule.allows(Capability.READ)
-    if namespace is None:
-        if reads:
-            return "policy", (
-                "keys are per top-level namespace: only policy enforces read on this pattern "
-                "(grant read on NS/* to wrap a keyring)"
-            )
-        return "policy", "writes are enforced by policy and signed records"
-    if reads and holds_keyring_read(policy, who, namespace):
-        present = (namespace, who.fingerprint) in slots
-        note = f"read by keys (x25519 slot on keyring {namespace})"
-        return "keys", note if present else f"{note}; the slot is missing: run the grant again"
-    if Capability.PUSH in rule.capabilities:
-        return "policy", (
-            f"push needs keyring {namespace}, which also decrypts (write implies read): "
-            "without read granted too, no slot is added and this grant cannot be used"
-        )
-    return "policy", "enforced by policy"
 
 
 def _index_row(p: Principal) -> PrincipalIndexRow:

@@ -27,6 +27,7 @@ class Action(StrEnum):
     REVOKE = "revoke"
     PRINCIPAL = "principal"
     KEY = "key"
+    ATTEST = "attest"  # an admin re-attested a version (signed a provenance record for it)
     BACKUP = "backup"
 
 
