@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from vault.access.principals import Principal
 from vault.audit.anomalies import Anomaly, Kind, Thresholds, find_anomalies
 from vault.audit.chain import AuditRow, VerifyReport
+from vault.clientstate.identities import PublicIdentity
 from vault.errors import UsageError
 
 NOW = datetime(2026, 4, 1, tzinfo=UTC)
@@ -17,8 +20,31 @@ WINDOW = timedelta(days=30)
 MIB = 1024 * 1024
 
 
+def identity(who: str) -> PublicIdentity:
+    """A stand-in public identity per acting name (its X25519 key is derived from the name)."""
+    return PublicIdentity(who, hashlib.sha256(who.encode()).digest(), b"der:" + who.encode())
+
+
 def event(at: datetime, who: str, action: str, target: str, outcome: str = "ok", nbytes: int = 0) -> AuditRow:
-    return AuditRow(0, at, who, action, target, outcome, {"bytes": nbytes} if nbytes else {})
+    """A row as an identity's command writes it: named ``who``, carrying that identity's fingerprint."""
+    details: dict[str, object] = {"identity": identity(who).fingerprint}
+    if nbytes:
+        details["bytes"] = nbytes
+    return AuditRow(0, at, who, action, target, outcome, details)
+
+
+def principal(
+    who: str, *, added: datetime | None = None, expires: date | None = None, removed: datetime | None = None
+) -> Principal:
+    return Principal(
+        who[2] * 8 + "0" * 24,
+        who.removeprefix("p-"),
+        "user",
+        identity(who),
+        added or NOW - timedelta(days=90),
+        expires,
+        removed,
+    )
 
 
 def normal_history(seed: int = 7) -> list[AuditRow]:
@@ -64,23 +90,27 @@ def planted() -> list[AuditRow]:
     return rows
 
 
-EXPIRED = {"p-dave": NOW - timedelta(days=10)}
-REMOVED = {"p-eve": NOW - timedelta(days=5)}
+# dave's last day was 2026-03-21 (expired from 2026-03-22 00:00 UTC); eve was removed 2026-03-27.
+PRINCIPALS = [
+    principal("p-alice"),
+    principal("p-bob"),
+    principal("p-ci"),
+    principal("p-dave", expires=date(2026, 3, 21)),
+    principal("p-eve", removed=NOW - timedelta(days=5)),
+]
 CHAIN_OK = VerifyReport(True, None, "chain intact: 200 rows, 1 checkpoints", 200, 1)
 
 
 def test_a_normal_month_raises_nothing() -> None:
     history = normal_history()
-    assert find_anomalies(history, NOW, WINDOW, expired=EXPIRED, removed=REMOVED, chain=CHAIN_OK) == []
+    assert find_anomalies(history, NOW, WINDOW, principals=PRINCIPALS, chain=CHAIN_OK) == []
     for seed in range(10):  # not a lucky seed
         assert find_anomalies(normal_history(seed), NOW, WINDOW) == []
 
 
 def test_planted_misuse_is_flagged_with_one_line_each() -> None:
     report = VerifyReport(False, 57, "row 57 was altered: its contents do not give its stored hash")
-    found = find_anomalies(
-        normal_history() + planted(), NOW, WINDOW, expired=EXPIRED, removed=REMOVED, chain=report
-    )
+    found = find_anomalies(normal_history() + planted(), NOW, WINDOW, principals=PRINCIPALS, chain=report)
     assert [(a.principal, a.kind) for a in found] == [
         (None, Kind.AUDIT_CHAIN),
         ("p-alice", Kind.VOLUME),
@@ -105,9 +135,9 @@ def test_planted_misuse_is_flagged_with_one_line_each() -> None:
         "1 event at 23 h UTC, outside its usual hours (10-16 h UTC, ±1 h)",
         "6 failed unlocks within 10 min from 2026-03-31 03:00 UTC"
         " (flagged at 5 within 1 h; median 0 per active day)",
-        "6 actions after it expired at 2026-03-22 00:00 UTC,"
+        "6 actions by principal dave (dddddddd) after it expired at 2026-03-22 00:00 UTC,"
         " first unlock keyring/team at 2026-03-31 03:00 UTC",
-        "1 action after it was removed at 2026-03-27 00:00 UTC,"
+        "1 action by principal eve (eeeeeeee) after it was removed at 2026-03-27 00:00 UTC,"
         " first pull team/nlp/bert at 2026-03-29 00:00 UTC",
     ]
 
@@ -158,11 +188,11 @@ def test_a_burst_is_counted_inside_one_window() -> None:
 def test_only_the_window_counts_and_zones_do_not_matter() -> None:
     old = event(NOW - timedelta(days=40), "p-eve", "pull", "team/nlp/bert")
     future = event(NOW + timedelta(hours=1), "p-eve", "pull", "team/nlp/bert")
-    assert find_anomalies([*normal_history(), old, future], NOW, WINDOW, removed=REMOVED) == []
+    assert find_anomalies([*normal_history(), old, future], NOW, WINDOW, principals=PRINCIPALS) == []
     shifted = [dataclasses.replace(r, at=r.at.astimezone(timezone(timedelta(hours=5)))) for r in planted()]
     history = normal_history() + shifted
-    assert find_anomalies(history, NOW, WINDOW, expired=EXPIRED) == find_anomalies(
-        normal_history() + planted(), NOW, WINDOW, expired=EXPIRED
+    assert find_anomalies(history, NOW, WINDOW, principals=PRINCIPALS) == find_anomalies(
+        normal_history() + planted(), NOW, WINDOW, principals=PRINCIPALS
     )
 
 
@@ -188,3 +218,48 @@ def test_bad_arguments_are_refused(now: datetime, window: timedelta, k: float) -
 
 def test_anomaly_is_a_value() -> None:
     assert Anomaly("p", Kind.VOLUME, "x") == Anomaly("p", Kind.VOLUME, "x")
+
+
+def _standing_flags(rows: list[AuditRow], principals: list[Principal]) -> list[tuple[str | None, Kind]]:
+    found = find_anomalies([*normal_history(), *rows], NOW, WINDOW, principals=[*PRINCIPALS[:3], *principals])
+    return [
+        (a.principal, a.kind) for a in found if a.kind in (Kind.EXPIRED_PRINCIPAL, Kind.REMOVED_PRINCIPAL)
+    ]
+
+
+def test_an_expired_principal_may_act_through_its_last_day() -> None:
+    last_day = [principal("p-dave", expires=date(2026, 3, 30))]
+    on_it = event(datetime(2026, 3, 30, 23, 59, tzinfo=UTC), "p-dave", "pull", "team/nlp/bert")
+    after = event(datetime(2026, 3, 31, 0, 0, tzinfo=UTC), "p-dave", "pull", "team/nlp/bert")
+    assert _standing_flags([on_it], last_day) == []
+    assert _standing_flags([on_it, after], last_day) == [("p-dave", Kind.EXPIRED_PRINCIPAL)]
+
+
+def test_a_removed_then_re_added_identity_is_judged_by_the_principal_live_at_the_time() -> None:
+    removed_at, re_added = NOW - timedelta(days=6), NOW - timedelta(days=2)
+    both = [
+        principal("p-eve", removed=removed_at),
+        dataclasses.replace(principal("p-eve", added=re_added), id="f" * 32),
+    ]
+    between = event(NOW - timedelta(days=4), "p-eve", "pull", "team/nlp/bert")
+    since = event(NOW - timedelta(days=1), "p-eve", "pull", "team/nlp/bert")
+    assert _standing_flags([since], both) == []
+    found = find_anomalies([between, since], NOW, WINDOW, principals=both)
+    assert [a.explanation for a in found if a.kind == Kind.REMOVED_PRINCIPAL] == [
+        "1 action by principal eve (eeeeeeee) after it was removed at 2026-03-26 00:00 UTC,"
+        " first pull team/nlp/bert at 2026-03-28 00:00 UTC"
+    ]
+
+
+def test_rows_are_matched_by_identity_fingerprint_not_by_name() -> None:
+    gone = [principal("p-eve", removed=NOW - timedelta(days=5))]
+    by_name_only = dataclasses.replace(
+        event(NOW - timedelta(days=1), "p-eve", "pull", "team/nlp/bert"), details={}
+    )
+    other_key = dataclasses.replace(
+        event(NOW - timedelta(days=1), "p-eve", "pull", "team/nlp/bert"),
+        details={"identity": identity("p-eve-new-laptop").fingerprint},
+    )
+    assert _standing_flags([by_name_only, other_key], gone) == []
+    before_added = event(NOW - timedelta(days=1), "p-frank", "pull", "team/nlp/bert")
+    assert _standing_flags([before_added], [principal("p-frank", added=NOW - timedelta(hours=1))]) == []

@@ -23,7 +23,13 @@ from vault.audit.log import CheckpointKeyVerifier, CheckpointSigner, make_checkp
 from vault.audit.service import AuditService
 from vault.catalog import Catalog, open_catalog
 from vault.catalog.audit import PendingRow
-from vault.errors import AuditUnavailableError, IntegrityError, SignatureInvalidError
+from vault.errors import (
+    AuditUnavailableError,
+    IntegrityError,
+    NotFoundError,
+    SignatureInvalidError,
+    UntrustedSignerError,
+)
 from vault.signing.keys import generate_private_key
 from vault.storage.memory import MemoryBackend
 
@@ -152,4 +158,20 @@ def test_rows_read_back_as_written(tmp_path: Path) -> None:
     written = log.record("push", "team/ü@v1", details={"tags": ["prod"], "n": None, "ok": True})
     assert list(catalog.audit_stored_rows()) == [written]
     assert log.rows(since=timedelta(days=1), artifact="team/ü") == [written.row]
+    catalog.close()
+
+
+def test_nested_failure_contexts_record_one_row(tmp_path: Path) -> None:
+    """``verify`` around a ``resolve`` that refuses a provenance record: one failed row, the inner one."""
+    catalog = open_catalog(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    log = service(catalog)
+    outer, inner = log.failures("verify", "team/m"), log.failures("verify", "team/m@v1")
+    with pytest.raises(UntrustedSignerError), outer, inner:
+        raise UntrustedSignerError("no provenance record")
+    with pytest.raises(NotFoundError), log.failures("pull", "team/m@v9"):
+        raise NotFoundError("no version 9")
+    assert [(r.action, r.target, r.outcome, r.details) for r in log.rows()] == [
+        ("verify", "team/m@v1", "failed", {"during": "verify", "error": "UntrustedSignerError"}),
+        ("pull", "team/m@v9", "failed", {"error": "NotFoundError"}),
+    ]
     catalog.close()

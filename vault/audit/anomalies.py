@@ -26,8 +26,10 @@ principal that works twice a week from looking idle.
   ``min_baseline_days`` active days.
 * ``failure-burst``: ``burst_failures`` or more failed unlocks (or failed verifications) by one
   principal within any ``burst_window`` in the recent period. Needs no baseline.
-* ``expired-principal`` / ``removed-principal``: any event in the window at or after the time the
-  principal expired or was removed (passed in by the caller).
+* ``expired-principal`` / ``removed-principal``: any event in the window by an identity whose
+  principal had expired or been removed at the time (:mod:`vault.audit.attribution`: rows are
+  matched to the access policy's principals, passed in by the caller, by the identity
+  fingerprint they record). Needs no baseline.
 * ``audit-chain``: the chain verification report handed in is not ok.
 
 A principal without enough baseline gets only the flags that need none; ``audit anomalies`` can
@@ -44,6 +46,7 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from vault.audit.attribution import PolicyPrincipal, Principals, Standing, identity_of
 from vault.audit.chain import VerifyReport
 from vault.audit.events import ARTIFACT_ACTIONS, DETAIL_BYTES, Action, Outcome, artifact_of, namespace_of
 from vault.errors import UsageError
@@ -287,22 +290,24 @@ def _bursts(
     return found
 
 
-def _inactive(events: Sequence[AuditEvent], since: Mapping[str, datetime], kind: Kind) -> list[Anomaly]:
-    late: dict[str, list[AuditEvent]] = defaultdict(list)
+def _inactive(events: Sequence[AuditEvent], principals: Principals) -> list[Anomaly]:
+    late: dict[tuple[str, Standing], list[AuditEvent]] = defaultdict(list)
     for event in events:
-        cutoff = since.get(event.principal)
-        if cutoff is not None and _utc(event.at) >= _utc(cutoff):
-            late[event.principal].append(event)
-    word = "expired" if kind == Kind.EXPIRED_PRINCIPAL else "was removed"
-    return [
-        Anomaly(
-            who,
-            kind,
-            f"{len(acts)} action{'s' * (len(acts) != 1)} after it {word} at {_when(since[who])}, "
-            f"first {acts[0].action} {acts[0].target} at {_when(acts[0].at)}",
+        fingerprint = identity_of(event.details)
+        standing = principals.standing(fingerprint, _utc(event.at)) if fingerprint else None
+        if standing is not None:
+            late[(event.principal, standing)].append(event)
+    found = []
+    for (who, standing), acts in sorted(late.items(), key=lambda item: (item[0][0], item[0][1].since)):
+        kind = Kind.EXPIRED_PRINCIPAL if standing.kind == "expired" else Kind.REMOVED_PRINCIPAL
+        word = "expired" if standing.kind == "expired" else "was removed"
+        explanation = (
+            f"{len(acts)} action{'s' * (len(acts) != 1)} by principal {standing.name} "
+            f"({standing.principal_id[:8]}) after it {word} at {_when(standing.since)}, "
+            f"first {acts[0].action} {acts[0].target} at {_when(acts[0].at)}"
         )
-        for who, acts in sorted(late.items())
-    ]
+        found.append(Anomaly(who, kind, explanation))
+    return found
 
 
 def find_anomalies(
@@ -311,8 +316,7 @@ def find_anomalies(
     window: timedelta,
     k: float = 5.0,
     *,
-    expired: Mapping[str, datetime] | None = None,
-    removed: Mapping[str, datetime] | None = None,
+    principals: Iterable[PolicyPrincipal] = (),
     chain: VerifyReport | None = None,
     thresholds: Thresholds | None = None,
 ) -> list[Anomaly]:
@@ -335,8 +339,7 @@ def find_anomalies(
         found += _namespaces(who, base, recent[who])
         found += _hours(who, base, recent[who], t)
     found += _bursts(recent_events, baseline, k, t)
-    found += _inactive(inside, expired or {}, Kind.EXPIRED_PRINCIPAL)
-    found += _inactive(inside, removed or {}, Kind.REMOVED_PRINCIPAL)
+    found += _inactive(inside, Principals(principals))
     found.sort(key=lambda a: (a.principal or "", list(Kind).index(a.kind)))
     if chain is not None and not chain.ok:
         where = f" (first bad row {chain.first_bad_seq})" if chain.first_bad_seq is not None else ""

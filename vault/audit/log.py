@@ -16,8 +16,15 @@ Why unsigned checkpoints still count: the attacker the checkpoints stop is a cat
 (a shared PostgreSQL) who cannot write storage. A storage writer can add checkpoints but not
 remove or change the ones written (write-once; Object Lock on S3), and a planted checkpoint can
 only make ``audit verify`` fail, never make a rewritten table pass: the chain must agree with
-*every* checkpoint. Which principals may sign checkpoints is not enforced until the access
-policy names principals and their keys; the verifier is the seam where that goes.
+*every* checkpoint.
+
+**Who may sign** (:class:`TrustedCheckpointSigners`, what ``audit verify`` uses): a signed
+checkpoint counts only if its key is one this client pinned as the vault's root admin (the
+trust- or access-policy admin pins: the owner identity's signing key on clients that opened the
+owner key) or the signing key of a principal of the verified access policy that was live —
+added, not yet removed, not expired — at the time the checkpoint says it was written. Any other
+signer, even with a valid signature, is refused naming the key (exit 5): it is not a key the
+vault knows, so the checkpoint was planted or the key was never granted anything.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from cryptography.exceptions import InvalidSignature
@@ -32,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from vault import layout
+from vault.audit.attribution import PolicyPrincipal, Principals
 from vault.audit.checkpoint import (
     MAX_CHECKPOINT_BYTES,
     Checkpoint,
@@ -39,7 +48,7 @@ from vault.audit.checkpoint import (
     decode_checkpoint,
     encode_checkpoint,
 )
-from vault.errors import IntegrityError, SignatureInvalidError
+from vault.errors import IntegrityError, SignatureInvalidError, UntrustedSignerError
 from vault.signing import keys
 from vault.storage import Backend, ObjectExistsError
 
@@ -89,6 +98,37 @@ class CheckpointKeyVerifier:
             public.verify(checkpoint.signature, checkpoint.signed_bytes(), ec.ECDSA(hashes.SHA256()))
         except (binascii.Error, ValueError, InvalidSignature) as exc:
             raise SignatureInvalidError("the checkpoint signature does not verify") from exc
+
+
+class TrustedCheckpointSigners(CheckpointKeyVerifier):
+    """Valid signatures by a pinned root admin key or by a principal live when the checkpoint was
+    written (see the module docstring); unsigned checkpoints as :class:`CheckpointKeyVerifier`."""
+
+    def __init__(self, root_fingerprints: Collection[str], principals: Iterable[PolicyPrincipal]) -> None:
+        self._roots = frozenset(root_fingerprints)
+        self._principals = Principals(principals)
+
+    def verify_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
+        """Return if acceptable; SignatureInvalidError or UntrustedSignerError naming the key otherwise."""
+        super().verify_checkpoint(checkpoint)
+        if checkpoint.signer == UNSIGNED:
+            return
+        fingerprint = signer_fingerprint(checkpoint)
+        if fingerprint in self._roots:
+            return
+        live, ever = self._principals.live_signer(fingerprint, checkpoint.at)
+        if live is not None:
+            return
+        when = f"{checkpoint.at:%Y-%m-%d %H:%M} UTC"
+        if ever is not None:
+            raise UntrustedSignerError(
+                f"it is signed by key {fingerprint[:16]} of principal {ever}, which was not a live principal "
+                f"at {when}, when the checkpoint says it was written"
+            )
+        raise UntrustedSignerError(
+            f"it is signed by unknown key {fingerprint[:16]}: neither a pinned root admin key nor the "
+            "signing key of a principal of the access policy"
+        )
 
 
 def signer_fingerprint(checkpoint: SignedCheckpoint) -> str:

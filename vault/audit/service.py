@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -31,11 +31,13 @@ from sqlalchemy import RowMapping
 from vault import layout
 from vault.audit import chain
 from vault.audit.anomalies import Anomaly, find_anomalies
+from vault.audit.attribution import DETAIL_IDENTITY, PolicyPrincipal
 from vault.audit.chain import AuditRow, StoredRow, VerifyReport
 from vault.audit.events import Action, Outcome, artifact_of
 from vault.audit.log import (
     CheckpointKeyVerifier,
     CheckpointSigner,
+    TrustedCheckpointSigners,
     load_checkpoints,
     make_checkpoint,
     signer_fingerprint,
@@ -55,10 +57,12 @@ from vault.storage import Backend
 
 if TYPE_CHECKING:
     from vault.catalog import Catalog
+    from vault.clientstate import ClientState
     from vault.clientstate.identities import Identity
     from vault.formats.manifest import Manifest
 
 CHECKPOINT_EVERY = 1000
+_RECORDED = "_mlvault_audit_recorded"  # set on an exception once a failed row names it
 Clock = Callable[[], dt.datetime]
 ReadHook = Callable[[VersionRow, "Manifest"], object]
 T = TypeVar("T")
@@ -141,6 +145,8 @@ class AuditService:
         identity: Callable[[], Identity | None],
         clock: Clock,
         every: int = CHECKPOINT_EVERY,
+        principals: Callable[[], Iterable[PolicyPrincipal]] | None = None,
+        roots: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self._store = store
         self._backend = backend
@@ -149,6 +155,8 @@ class AuditService:
         self._identity = identity
         self._clock = clock
         self._every = every
+        self._principals = principals
+        self._roots = roots
 
     def _acting(self) -> Identity | None:
         try:
@@ -175,8 +183,17 @@ class AuditService:
         outcome: str = Outcome.OK,
         details: Mapping[str, Any] | None = None,
     ) -> StoredRow:
-        """Append one row (and any key events not yet in the log); AuditUnavailableError if it fails."""
-        pending = PendingRow(self._clock(), self.principal(), action, target, outcome, dict(details or {}))
+        """Append one row (and any key events not yet in the log); AuditUnavailableError if it fails.
+
+        With an identity, the row names it and records its fingerprint (``details["identity"]``),
+        which is how rows are matched to the access policy's principals.
+        """
+        identity = self._acting()
+        row_details = dict(details or {})
+        if identity is not None:
+            row_details[DETAIL_IDENTITY] = identity.public.fingerprint
+        name = self._default_principal if identity is None else identity.name
+        pending = PendingRow(self._clock(), name, action, target, outcome, row_details)
         return self._store.append_audit(self._link, [pending], key_event_row=_key_event_row)[-1]
 
     def changed(self, action: str, target: str, details: Mapping[str, Any] | None = None) -> StoredRow:
@@ -205,12 +222,19 @@ class AuditService:
 
     @contextlib.contextmanager
     def failures(self, action: str, target: str) -> Iterator[None]:
-        """Record a failed row when the body raises an MlvaultError (re-raised unchanged)."""
+        """Record a failed row when the body raises an MlvaultError (re-raised unchanged).
+
+        Contexts may nest (``verify`` around a ``resolve`` that checks provenance): an error is
+        recorded once, by the innermost context it passes through.
+        """
         try:
             yield
         except AuditUnavailableError:
             raise
         except MlvaultError as exc:
+            if getattr(exc, _RECORDED, False):
+                raise
+            setattr(exc, _RECORDED, True)
             during = {"during": action, "error": type(exc).__name__}
             if isinstance(exc, AuthenticationError):
                 self.record(Action.UNLOCK, target, Outcome.FAILED, during)
@@ -261,6 +285,16 @@ class AuditService:
             raise IntegrityError(f"audit log verification failed{at}: {report.reason}")
         return AuditVerification(report, signers, self.checkpoint())
 
+    def checkpoint_signers(self) -> CheckpointKeyVerifier:
+        """Who may sign checkpoints: the pinned root admin keys and the policy's principals, as the
+        callables given at construction return them (unsigned checkpoints pass). A service given
+        neither (a bare Python-API caller) knows no anchor and accepts any valid signature."""
+        if self._roots is None and self._principals is None:
+            return CheckpointKeyVerifier()
+        roots = () if self._roots is None else self._roots()
+        principals = () if self._principals is None else self._principals()
+        return TrustedCheckpointSigners(roots, principals)
+
     def check(self) -> tuple[VerifyReport, tuple[str, ...]]:
         """The verification report and the checkpoint signers, writing nothing."""
         try:
@@ -271,7 +305,7 @@ class AuditService:
             self._store.audit_stored_rows(),
             checkpoints,
             vault_id=self._vault_id,
-            verifier=CheckpointKeyVerifier(),
+            verifier=self.checkpoint_signers(),
         )
         signers = set()
         for cp in checkpoints:
@@ -296,12 +330,29 @@ class AuditService:
             rows = [r for r in rows if artifact_of(r.target) == artifact]
         return rows
 
-    def anomalies(self, window: dt.timedelta, k: float = 5.0) -> tuple[list[Anomaly], VerifyReport]:
-        """Anomalies over ``window`` (each principal against its own baseline) and the chain check."""
+    def anomalies(
+        self, window: dt.timedelta, k: float = 5.0, *, principals: Iterable[PolicyPrincipal] | None = None
+    ) -> tuple[list[Anomaly], VerifyReport]:
+        """Anomalies over ``window`` (each principal against its own baseline) and the chain check.
+
+        ``principals`` (removed ones included) default to those of the verified access policy, as
+        the ``principals`` callable given at construction returns them.
+        """
+        if principals is None:
+            principals = () if self._principals is None else self._principals()
         report, _ = self.check()
         now = self._clock()
         events = self._store.audit_events(since=now - window)
-        return find_anomalies(events, now, window, k, chain=report), report
+        return find_anomalies(events, now, window, k, chain=report, principals=principals), report
+
+
+def pinned_roots(state: ClientState | None, vault_id: str) -> tuple[str, ...]:
+    """The root admin keys this client pinned for the vault (trust- and access-policy admin pins)."""
+    if state is None:
+        return ()
+    from vault.access.service import access_pins
+
+    return tuple(sorted({*state.trust_pins.admins(vault_id), *access_pins(state).admins(vault_id)}))
 
 
 def _key_event_row(event: RowMapping) -> PendingRow:
