@@ -52,6 +52,7 @@ class FakePrincipal:
     kind: str
     signing_fingerprint: str
     removed_at: object = None
+    expires: object = None
 
 
 def identity(private: X25519PrivateKey = RECIPIENT) -> FakeIdentity:
@@ -182,6 +183,11 @@ def test_signers_the_vault_does_not_accept_are_refused() -> None:
     removed_before = Acceptance.of((), [FakePrincipal("job", "service", SIGNER_FP, WHEN)])  # type: ignore[list-item]
     with pytest.raises(IntegrityError, match="neither"):
         check(data, removed_before)
+    expiring = FakePrincipal("job", "service", SIGNER_FP, None, WHEN.date())
+    assert check(data, Acceptance.of((), [expiring])) == "service principal job"  # type: ignore[list-item]
+    expired = FakePrincipal("job", "service", SIGNER_FP, None, (WHEN - timedelta(1)).date())
+    with pytest.raises(IntegrityError, match="neither"):
+        check(data, Acceptance.of((), [expired]))  # type: ignore[list-item]
 
 
 def test_caps_are_checked_before_allocation() -> None:

@@ -23,7 +23,7 @@ Run = Callable[..., Result]
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
-        if name.startswith("MLVAULT_"):
+        if name.startswith("MLVAULT_") and name != "MLVAULT_CONFIG_DIR":  # the test's own config dir
             monkeypatch.delenv(name)
     work = tmp_path / "cwd"
     work.mkdir()

@@ -105,9 +105,12 @@ def snapshot_keys(snapshot_id: str) -> tuple[str, str]:
     return layout.snapshot_key(snapshot_id), layout.snapshot_objects_key(snapshot_id)
 
 
-def retained_keys(target: Backend, vault_id: str, policy: RetentionPolicy, now: datetime) -> set[str]:
-    """Every object the snapshots the policy keeps (not only for their lock) need, their own included."""
-    listings = {s.snapshot_id: s for s in read_snapshots(target, vault_id)}
+def retained_keys(
+    target: Backend, vault_id: str, policy: RetentionPolicy, now: datetime, acceptance: Acceptance
+) -> set[str]:
+    """Every object the snapshots the policy keeps (not only for their lock) need, their own included;
+    a snapshot ``acceptance`` refuses fails the run, so no forged list gets its objects locked longer."""
+    listings = {s.snapshot_id: s for s in read_snapshots(target, vault_id, acceptance)}
     keys: set[str] = set()
     for decision in decide(target, list(listings.values()), policy, now):
         # Kept only because it is locked: extending it would keep it locked for ever.

@@ -69,7 +69,6 @@ from vault.errors import (
     MlvaultError,
     NotFoundError,
 )
-from vault.signing.signers import Signer
 from vault.storage import Backend, StorageOptions, open_backend
 from vault.storage.base import Retention
 
@@ -314,7 +313,7 @@ class BackupRunner:
             progress = _Progress()
             try:
                 beat = self._keepalive(name, now, record)
-                snapshot_id = self._backup(record.definition, progress, beat, job.signer)
+                snapshot_id = self._backup(record.definition, progress, beat, job)
             except Exception as exc:  # noqa: BLE001 — every failure is recorded, then reported
                 message = (
                     str(exc) if isinstance(exc, MlvaultError) else f"unexpected {type(exc).__name__}: {exc}"
@@ -365,7 +364,7 @@ class BackupRunner:
         definition: ScheduleDefinition,
         progress: _Progress,
         beat: Callable[[], None],
-        signer: Signer | None,
+        job: BackupJob,
     ) -> str:
         target = self._open_target(definition.target)
         try:
@@ -387,7 +386,7 @@ class BackupRunner:
                 sizes,
                 (progress.objects, progress.bytes),
                 recovery_recipients(self._backend, self._catalog, self._vault_id),
-                signer,
+                job.signer,
             )
             put_object(target, layout.snapshot_objects_key(snapshot_id), listing, retention)
             put_object(target, layout.snapshot_key(snapshot_id), sealed, retention)
@@ -395,7 +394,7 @@ class BackupRunner:
             progress.bytes += len(listing) + len(sealed)
             if retention is not None:
                 fresh |= {layout.snapshot_key(snapshot_id), layout.snapshot_objects_key(snapshot_id)}
-                kept = retained_keys(target, self._vault_id, definition.retention, created)
+                kept = retained_keys(target, self._vault_id, definition.retention, created, job.acceptance)
                 extend_locks(target, kept - fresh, retention, after_each=beat)
             return snapshot_id
         finally:

@@ -17,12 +17,13 @@ or a list swapped for another, does not verify. Checking it needs no private key
 
 **Who is accepted** (:class:`Acceptance`): the pinned admin keys of the vault, and the signing keys
 of the *service* principals of the vault's admin-signed access policy — a removed one only for
-snapshots created before its removal. Nothing the target or the catalog holds can add a key: the
-policy counts only once verified under a pinned admin key (by :mod:`vault.access.service` on the
-vault side, by :mod:`vault.backup.restore` against ``--admin-key-fingerprint`` or this client's
-pins on the restore side). An **unsigned** snapshot is accepted only while the policy lists no
-service principal at all; once one is listed, unsigned snapshots are refused, so stripping the
-signature is no downgrade.
+snapshots created before its removal, an expiring one only for snapshots created by the end of
+its expiry date (UTC), both judged by the creation time the signature covers. Nothing the target
+or the catalog holds can add a key: the policy counts only once verified under a pinned admin key
+(by :mod:`vault.access.service` on the vault side, by :mod:`vault.backup.anchor` against
+``--admin-key-fingerprint`` or this client's pins on the restore side). An **unsigned** snapshot
+is accepted only while the policy lists no service principal at all; once one is listed, unsigned
+snapshots are refused, so stripping the signature is no downgrade.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class PolicyPrincipal(Protocol):
     def signing_fingerprint(self) -> str: ...  # noqa: D102
     @property
     def removed_at(self) -> dt.datetime | None: ...  # noqa: D102
+    @property
+    def expires(self) -> dt.date | None: ...  # noqa: D102
 
 
 @dataclass(frozen=True)
@@ -145,14 +148,16 @@ class Acceptance:
     """Which signers a vault's snapshots may carry (see the module docstring)."""
 
     admins: frozenset[str]
-    services: tuple[tuple[str, str, dt.datetime | None], ...] = ()  # (fingerprint, name, removed at)
+    # (signing fingerprint, name, removed at, expires)
+    services: tuple[tuple[str, str, dt.datetime | None, dt.date | None], ...] = ()
 
     @classmethod
     def of(cls, admins: Iterable[str], principals: Iterable[PolicyPrincipal] = ()) -> Acceptance:
         """From the pinned admin fingerprints and the principals of a *verified* access policy."""
-        services = tuple(
-            sorted((p.signing_fingerprint, p.name, p.removed_at) for p in principals if p.kind == SERVICE)
-        )
+        found = [
+            (p.signing_fingerprint, p.name, p.removed_at, p.expires) for p in principals if p.kind == SERVICE
+        ]
+        services = tuple(sorted(found, key=lambda s: (s[0], s[1])))
         return cls(frozenset(admins), services)
 
     @property
@@ -162,9 +167,14 @@ class Acceptance:
 
     def signer_name(self, fingerprint: str, created_at: dt.datetime | None = None) -> str | None:
         """Who ``fingerprint`` is, if it may sign a snapshot created at ``created_at``; else None."""
-        for fp, name, removed in self.services:
-            if fp == fingerprint and (removed is None or (created_at is not None and created_at < removed)):
-                return f"service principal {name}"
+        for fp, name, removed, expires in self.services:
+            if fp != fingerprint:
+                continue
+            if removed is not None and (created_at is None or created_at >= removed):
+                continue
+            if expires is not None and (created_at is None or created_at.astimezone(dt.UTC).date() > expires):
+                continue
+            return f"service principal {name}"
         return "the admin key" if fingerprint in self.admins else None
 
     def check(
@@ -175,7 +185,7 @@ class Acceptance:
             if self.requires_signature:
                 raise IntegrityError(
                     f"snapshot {snapshot_id} is not signed, but the vault's access policy lists backup "
-                    f"service principals ({', '.join(n for _, n, _ in self.services)}): refused"
+                    f"service principals ({', '.join(s[1] for s in self.services)}): refused"
                 )
             return "unsigned"
         signature.verify(message)
@@ -192,7 +202,7 @@ class Acceptance:
         ConfigurationError (exit 8) when the job cannot write snapshots the vault would accept."""
         if signer is None:
             if self.requires_signature:
-                names = ", ".join(n for _, n, removed in self.services if removed is None) or "none live"
+                names = ", ".join(s[1] for s in self.services if s[2] is None) or "none live"
                 raise ConfigurationError(
                     f"this vault's access policy lists backup service principals ({names}): run the backup "
                     "with the job's identity (--identity NAME or MLVAULT_IDENTITY; for cron an unencrypted "
