@@ -136,9 +136,9 @@ def report(runs: list[list[Row]], size: int, versions: int, new_mib: int) -> Non
     for i, (label, _, copied, note) in enumerate(runs[0]):
         seconds = [r[i][1] for r in runs]
         each = " / ".join(f"{t:.2f}" for t in seconds)
-        lines.append(
-            (label, f"{statistics.median(seconds):.2f} s", human(copied) if copied else "", note, each)
-        )
+        median = statistics.median(seconds)
+        volume = f"{human(copied)}, {copied / MiB / median:,.0f} MiB/s" if copied else ""
+        lines.append((label, f"{median:.2f} s", volume, note, each))
     widths = [max(len(line[i]) for line in lines) for i in range(5)]
     print(
         f"vault {human(size)} in {versions} versions; new version {new_mib} MiB; "
@@ -211,7 +211,7 @@ def run(root: Path, size_mib: int, versions: int, new_mib: int, *, restic: bool)
 
     for name in targets:
         took, copied, _ = backup(name)
-        rows.append((f"first backup → {name}", took, copied, f"{copied / MiB / took:,.0f} MiB/s"))
+        rows.append((f"first backup → {name}", took, copied, ""))
 
     before = {key: v.backend.size(key) for key in v.backend.list()}
     random_file(data / "part-new.bin", new_mib * MiB)
