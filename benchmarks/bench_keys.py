@@ -9,9 +9,15 @@ environment only. For each size in :data:`SLOT_TOTALS` it builds a local vault w
 passphrase KDF (:data:`vault.crypto.kdf.RFC9106_LOW_MEMORY`), one small version in namespace
 ``bench``, a recipient slot for an identity ``reader`` on that keyring and an aws-kms slot on the
 owner key. Those four slots (passphrase, aws-kms, the keyring's owner slot, the recipient slot)
-are the smallest vault that all three unlocks can open, so the first row has 4 slots, not 1. The
-other rows are filled up to 100 and 1,000 slots with x25519 slots for random recipients, half on
-the owner ring and half on the ``bench`` keyring, written directly through
+are the smallest vault that all three unlocks can open, so the first row has 4 slots, not 1 (each
+unlock path needs a slot of its own, and a keyring always has its owner slot). So a first row
+measures the passphrase unlock alone on the smallest vault there is: ``init`` plus one push, i.e.
+the one passphrase slot on the owner ring and the keyring's owner slot ("2 (1+1)"). The owner
+identity that ``init`` seals under the owner key (``owner-identity/<id>``) is not a key slot; an
+owner-key unlock with a client state reads it once (one GET) to pin it as root admin, and that GET
+is inside the passphrase and KMS rows. The other rows are filled up to 100 and 1,000 slots with
+x25519 slots for random recipients, half on the owner ring and half on the ``bench`` keyring,
+written directly through
 :func:`vault.keys.slots.write_x25519_slot` (storage only; unlock never reads the catalog records).
 
 Each measurement is a fresh ``vault.open_vault`` followed by the first ``keys.keyring(ring)`` on
@@ -156,6 +162,19 @@ def build_vault(root: Path, total: int, kms_key: str, state: ClientState, reader
     return Fixture(root, ring_id, 2 + on_owner, 2 + on_ring)
 
 
+def build_passphrase_only(root: Path, state: ClientState) -> Fixture:
+    """The smallest vault: ``init`` and one push (one passphrase slot, the keyring's owner slot)."""
+    src = root.with_name(root.name + "-src")
+    src.mkdir()
+    (src / "weights.bin").write_bytes(os.urandom(64 * 1024))
+    with vault.init_vault(str(root), passphrase=PASSPHRASE, client_state=state) as v:
+        v.push(src, f"{NAMESPACE}/small")
+        ring_id = v.catalog.keyring_for(NAMESPACE)
+        assert ring_id is not None
+    shutil.rmtree(src)
+    return Fixture(root, ring_id, 1, 1)
+
+
 def open_and_read_keyring(fixture: Fixture, method: str, state: ClientState) -> tuple[float, float, float]:
     """One fresh open + first keyring by ``method``; (open seconds, keyring seconds, KMS seconds)."""
     kms = TimedKms(AwsKms(KmsOptions()))
@@ -289,6 +308,13 @@ def main() -> None:
         print(
             f"\n{'slots (owner+ring)':19s} {'unlock by':11s} {'open_vault':>11s} {'1st keyring':>12s} "
             f"{'total':>10s}  share"
+        )
+        smallest = build_passphrase_only(tmp / "vault-passphrase-only", state)
+        t = time_method(smallest, "passphrase", state, args.repeat)
+        print(
+            f"{'2 (1+1)':19s} {'passphrase':11s} {t.open_s * 1000:8.1f} ms {t.ring_s * 1000:9.1f} ms "
+            f"{t.total_s * 1000:7.1f} ms  Argon2 {t.share:4.0%} ({t.inner_s * 1000:.0f} ms)",
+            flush=True,
         )
         warm_kms = []
         for total in SLOT_TOTALS:

@@ -30,6 +30,10 @@ every pinned keyring authenticates under it (see :mod:`vault.keys.pins`).
 source, the slot, and the passphrase bytes), which an owner-key rotation needs to rewrap that
 passphrase; :meth:`KeyCache.replace_owner_key` and :meth:`KeyCache.replace_keyring` swap in the
 keys a rekey made, so the same process goes on with the new ones.
+
+**On opening.** ``on_owner_key`` is called once with the owner key when a source opens it (not when
+the key was handed in): :mod:`vault.bootstrap` pins the sealed owner identity there
+(:mod:`vault.keys.owner_identity`).
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ class KeyCache:
         ledger: SlotLedger | None = None,
         actor: str = "mlvault",
         clock: Clock = utc_now,
+        on_owner_key: Callable[[bytes], None] | None = None,
     ) -> None:
         if key_pins is None and isinstance(slot_memory, KeyPinStore):
             key_pins = slot_memory  # a ClientState is both
@@ -101,6 +106,7 @@ class KeyCache:
         self.clock = clock
         self._keyrings: dict[str, Keyring] = {}
         self._lock = threading.RLock()
+        self._on_owner_key = on_owner_key
 
     @property
     def vault_id(self) -> bytes:
@@ -150,6 +156,8 @@ class KeyCache:
                 except MlvaultError as exc:
                     self._owner_error = exc
                     raise
+                if self._on_owner_key is not None:
+                    self._on_owner_key(self._owner_key)  # e.g. pin the owner identity as root admin
             return self._owner_key
 
     def _open_owner(self) -> bytes:

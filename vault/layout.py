@@ -12,6 +12,7 @@ kind is not ours, and the caller treats it as foreign rather than guessing.
     keys/owner/<slot id>        passphrase (and later KMS, recipient) slots on the owner key
     keys/<ring id>/<slot id>    slots wrapping a namespace keyring
     owner-identity/<id>         the owner identity, sealed under the owner key (vault.keys.owner_identity)
+    namespaces/<id>             owner-signed record: a deeper namespace's own keyring (vault.keys.subtrees)
     manifests/<version id>      sealed version manifests
     manifests/<version id>.e<N> the same manifest re-sealed under key epoch N (``rekey --reencrypt``)
     packs/<id[:2]>/<pack id>    packs of encrypted chunk records
@@ -46,6 +47,7 @@ RECORDS_PREFIX = "records/"
 VERSION_RECORDS_PREFIX = "records/v/"
 TAG_RECORDS_PREFIX = "records/t/"
 OWNER_IDENTITY_PREFIX = "owner-identity/"
+NAMESPACES_PREFIX = "namespaces/"
 OWNER_RING = "owner"
 BACKUP_TARGET = "backup/target"
 SNAPSHOTS_PREFIX = "snapshots/"
@@ -152,6 +154,17 @@ def owner_identity_key(object_id: str) -> str:
 def parse_owner_identity_key(key: str) -> str | None:
     """The object id of an owner-identity key, or None if ``key`` is not one."""
     rest = key.removeprefix(OWNER_IDENTITY_PREFIX)
+    return rest if rest != key and is_id(rest) else None
+
+
+def namespace_keyring_key(record_id: str) -> str:
+    """Storage key of the owner-signed record giving a deeper namespace its own keyring."""
+    return NAMESPACES_PREFIX + _require_id(record_id, "namespace record")
+
+
+def parse_namespace_keyring_key(key: str) -> str | None:
+    """The record id of a namespace-keyring record key, or None if ``key`` is not one."""
+    rest = key.removeprefix(NAMESPACES_PREFIX)
     return rest if rest != key and is_id(rest) else None
 
 

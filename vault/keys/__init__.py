@@ -25,6 +25,8 @@ owner         a keyring              HKDF of the owner key
   was removed, in an order a SIGKILL cannot break;
 - :mod:`vault.keys.pins`: commitments to the owner key and keyrings, pinned per client, and when a
   rotated owner key is accepted;
+- :mod:`vault.keys.owner_identity`: the vault's ``owner`` identity sealed under the owner key, the root
+  admin key of the trust and access policies and the default admin signer;
 - :mod:`vault.keys.sources`: the unlock sources, how the owner key was opened, and the narrow
   client-state and catalog interfaces the key cache uses.
 

@@ -13,10 +13,13 @@ nothing under the old one. The steps, in an order where a SIGKILL anywhere loses
    Argon2 parameters kept), one aws-kms slot per KMS key id (``write_kms_slot``), one x25519 slot
    per recipient whose public key the catalog recorded; then any keyring created meanwhile gets
    an owner slot too. From here both owner keys open every keyring;
+   The owner identity (:mod:`vault.keys.owner_identity`) is sealed under the new key too (same
+   identity, new wrapping);
 4. this client re-pins the new owner key and remembers the new passphrase slot (before any old
    slot goes: a re-run must not meet only a key its pin refuses);
 5. the old owner-ring slots deleted, then every other owner slot of each keyring (the old ones,
-   and any a killed rotation left under a key nobody holds);
+   and any a killed rotation left under a key nobody holds), then every owner-identity object but
+   the new one;
 6. one ``rekey`` event per new owner-ring slot, last: until then the catalog still says the
    owner key is exposed, and a re-run rotates again from whichever owner key opens.
 
@@ -48,7 +51,7 @@ from vault.crypto.kdf import KdfParams, stretch
 from vault.crypto.keyring import Keyring
 from vault.errors import ConflictError, DecryptionError, NotFoundError, UsageError
 from vault.formats import keyslot
-from vault.keys import slots
+from vault.keys import owner_identity, slots
 from vault.keys.kms import write_kms_slot
 from vault.keys.slots import StoredSlot
 from vault.keys.sources import OpenedBy
@@ -112,6 +115,7 @@ def rotate_owner_key(
     if carry.passphrase is None and not carry.kms and not carry.recipients:
         raise UsageError("cannot rotate the owner key: no slot could open the new one")
     keyrings = {ring: open_keyring(ring) for ring in catalog.all_keyrings().values()}  # before any write
+    identity = owner_identity.load(backend, keys.vault_id, keys.owner_key())  # None: made before them
     new_key = os.urandom(32)
     rewritten = {
         ring: _keyring_slot(keys, backend, catalog, new_key, keyring, tick)
@@ -120,6 +124,9 @@ def rotate_owner_key(
     written, opened = _write_owner_ring(keys, backend, catalog, new_key, carry, tick)
     for ring in set(catalog.all_keyrings().values()) - set(rewritten):  # created meanwhile
         rewritten[ring] = _keyring_slot(keys, backend, catalog, new_key, open_keyring(ring), tick)
+    if identity is not None:
+        owner_identity.reseal(backend, keys.vault_id, identity, new_key)
+        tick("owner identity resealed")
     keys.replace_owner_key(new_key, opened)
     tick("re-pinned")
     deleted = []
@@ -131,6 +138,8 @@ def rotate_owner_key(
         for item in slots.scan_ring(backend, keys.vault_id, ring):
             if item.kind == "owner" and item.slot_id != kept:
                 _delete(keys, backend, catalog, item, tick)
+    if owner_identity.sweep(backend, keys.vault_id, new_key):  # the old wrapping, and a killed run's
+        tick("owner identity swept")
     for kind, slot_id in written:  # last: a rotation killed before this point counts as not done
         catalog.log_key_event("rekey", slot_id, layout.OWNER_RING, kind, keys.actor, keys.clock())
     tick("logged")
