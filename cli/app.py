@@ -34,7 +34,7 @@ from .secrets import read_secret
 from .settings import PASSPHRASE_ENV, Settings, passphrase_reader, require_vault, resolve
 
 if TYPE_CHECKING:
-    from vault.clientstate.identities import Identity
+    from vault.clientstate.identities import Identity, PublicIdentity
 
 app = typer.Typer(
     name="mlvault",
@@ -259,11 +259,18 @@ def identity_loader(name: str) -> Callable[[], Identity]:
     return load
 
 
+def identity_public(name: str) -> Callable[[], PublicIdentity]:
+    """The public half of identity ``name``, which the capability check needs (no passphrase)."""
+    return lambda: ClientState.default().identities().public_of(name)
+
+
 def open_vault(ctx: typer.Context) -> vault.Vault:
     """Open the vault the settings name; keys are unlocked only when they are needed.
 
     Unlock order: ``--identity`` / ``MLVAULT_IDENTITY``, then a KMS slot (``--kms``, or
     automatically when nothing else is given), then the passphrase (file, environment, prompt).
+    With ``--identity`` every command acts as that identity's principal of the access policy
+    (vault.access.gate); without one, as the vault owner.
     """
     settings = settings_of(ctx)
     return vault.open_vault(
@@ -271,6 +278,7 @@ def open_vault(ctx: typer.Context) -> vault.Vault:
         passphrase=passphrase_reader(settings),
         passphrase_is_prompt=settings.passphrase_file is None and not os.environ.get(PASSPHRASE_ENV),
         identity=identity_loader(settings.identity) if settings.identity else None,
+        caller=identity_public(settings.identity) if settings.identity else None,
         use_kms=settings.kms,
         catalog_url=settings.catalog,
         storage_options=storage_options(settings),

@@ -10,6 +10,7 @@ versions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -22,7 +23,7 @@ from vault import keystore, layout
 from vault.catalog import open_catalog
 from vault.crypto.kdf import RFC9106_LOW_MEMORY, KdfParams
 from vault.crypto.keyring import new_id
-from vault.errors import ConfigurationError, ConflictError, NotFoundError, UsageError
+from vault.errors import ConfigurationError, ConflictError, IntegrityError, NotFoundError, UsageError
 from vault.formats import config as config_format
 from vault.formats.config import ChunkerParams, VaultConfig
 from vault.keycache import (
@@ -36,13 +37,16 @@ from vault.keycache import (
     passphrase_bytes,
     utc_now,
 )
+from vault.keys import owner_identity
 from vault.keys.kms import AwsKms, KmsKeys, KmsOptions
 from vault.service import Vault, default_principal
-from vault.storage import StorageOptions, open_backend
+from vault.storage import Backend, StorageOptions, open_backend
 from vault.storage.base import ObjectExistsError
 
 if TYPE_CHECKING:
+    from vault.access.gate import CallerSource
     from vault.clientstate import ClientState
+    from vault.clientstate.pins import TrustPins
 
 
 def shareable_catalog_url(url: str) -> str:
@@ -67,6 +71,44 @@ def _resolve_catalog_url(url: str, config: VaultConfig, override: str | None) ->
     path = Path(platformdirs.user_data_dir("mlvault")) / "catalogs" / f"{config.vault_id}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def _admin_pins(state: ClientState) -> tuple[TrustPins, TrustPins]:
+    """The trust-policy and access-policy admin pins of ``state``: the owner is root admin of both."""
+    from vault.access.service import access_pins
+
+    return state.trust_pins, access_pins(state)
+
+
+def _pinned_admins(client_state: ClientState | None, vault_id: bytes) -> Callable[[], set[str]] | None:
+    """The admin keys this client pinned for the vault (both policies): who may sign its records."""
+    if client_state is None:
+        return None
+    return lambda: {fp for pins in _admin_pins(client_state) for fp in pins.admins(vault_id.hex())}
+
+
+def _root_admin_pinner(
+    client_state: ClientState | None, backend: Backend, vault_id: bytes
+) -> Callable[[bytes], None] | None:
+    """What the key cache calls once the owner key is open: pin the sealed owner identity as root admin.
+
+    Stronger than trusting on first use whatever key signed the catalog's policy: only the owner key
+    can have written that object, and this client's owner-key pin was checked before. A vault made
+    before owner identities has none; read-only commands never create one. A damaged object is left
+    to the commands that sign as the owner, which report it (exit 5).
+    """
+    if client_state is None:
+        return None
+
+    def pin(owner_key: bytes) -> None:
+        try:
+            found = owner_identity.load(backend, vault_id, owner_key)
+        except IntegrityError:
+            return
+        if found is not None:
+            owner_identity.pin_root_admin(_admin_pins(client_state), vault_id, found)
+
+    return pin
 
 
 def init_vault(
@@ -106,6 +148,7 @@ def init_vault(
     catalog = open_catalog(_resolve_catalog_url(url, config, catalog_url))
     catalog.set_info("vault_id", config.vault_id)
     owner_key = keystore.create_owner(backend, vault_id, secret, kdf, allow_slow_kdf=allow_slow_kdf)
+    owner = owner_identity.create(backend, vault_id, owner_key)  # before the config: init is not done
     try:
         backend.put(layout.CONFIG, config_format.encode(config))
     except ObjectExistsError:
@@ -118,6 +161,7 @@ def init_vault(
     if client_state is not None:  # the creating client pins at once: no first use to trust later
         client_state.pin_owner_key(config.vault_id, owner_commitment(vault_id, owner_key))
         client_state.remember_slot(config.vault_id, first_slot)
+        owner_identity.pin_root_admin(_admin_pins(client_state), vault_id, owner)
     keys = KeyCache(
         backend,
         vault_id,
@@ -129,6 +173,8 @@ def init_vault(
         ledger=catalog,
         actor=actor,
         clock=clock,
+        on_owner_key=_root_admin_pinner(client_state, backend, vault_id),
+        admin_fingerprints=_pinned_admins(client_state, vault_id),
     )
     return Vault(backend, catalog, config, keys, principal=actor)
 
@@ -148,6 +194,7 @@ def open_vault(
     use_kms: bool = False,
     passphrase_is_prompt: bool = False,
     clock: Clock = utc_now,
+    caller: CallerSource | None = None,
 ) -> Vault:
     """Open the existing vault at ``url``. Keys are unlocked only when needed.
 
@@ -212,5 +259,18 @@ def open_vault(
         ledger=catalog,
         actor=actor,
         clock=clock,
+        on_owner_key=_root_admin_pinner(client_state, backend, bytes.fromhex(config.vault_id)),
+        admin_fingerprints=_pinned_admins(client_state, bytes.fromhex(config.vault_id)),
     )
-    return Vault(backend, catalog, config, keys, principal=actor, workers=workers)
+    # ``caller``: the identity's public half, so the capability gate needs no passphrase (default:
+    # the loaded identity's); no identity acts as the owner (vault.access.gate).
+    return Vault(
+        backend,
+        catalog,
+        config,
+        keys,
+        principal=actor,
+        workers=workers,
+        client_state=client_state,
+        caller=caller,
+    )

@@ -20,8 +20,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vault.access.gate import CallerSource, Gate, PolicyReader
+from vault.access.patterns import Capability
 from vault.audit.events import Action
-from vault.audit.service import AuditedSignatures, AuditService, audit_details
+from vault.audit.service import AuditedSignatures, AuditService, audit_details, pinned_roots
 from vault.backup.run import DEFAULT_LEASE_TTL, BackupRunner, target_opener
 from vault.backup.schedules import BackupSchedules, Clock
 from vault.catalog import ArtifactRow, Catalog, FileRow, VersionRow
@@ -47,9 +49,12 @@ Progress = Callable[[int], None]
 KINDS = ("model", "dataset")
 
 if TYPE_CHECKING:
+    from vault.access.policy import AccessPolicy
+    from vault.access.provenance_gate import VaultProvenance
     from vault.access.service import AccessControl
     from vault.clientstate import ClientState
     from vault.clientstate.identities import PublicIdentity
+    from vault.signing.signers import Signer
 
 __all__ = ["CheckReport", "PullResult", "PushResult", "RekeyReport", "SlotInfo", "Vault", "VersionDetails"]
 
@@ -90,6 +95,8 @@ class Vault:
         *,
         principal: str | None = None,
         workers: int | None = None,
+        client_state: ClientState | None = None,
+        caller: CallerSource | None = None,
     ) -> None:
         self.backend = backend
         self.catalog = catalog
@@ -98,6 +105,14 @@ class Vault:
         self.keys = keys
         self.principal = principal or default_principal()
         self.repository = Repository(backend, catalog, keys, config, workers or default_workers())
+        self.client_state = client_state
+        if caller is None and keys.sources.identity is not None:
+            caller = self._identity_public
+        state = client_state
+        self._policy_reader = PolicyReader(
+            catalog, config.vault_id, lambda: self.access(state) if state is not None else None
+        )
+        self.gate = Gate(self._access_policy, caller, keys.clock)
 
     def __enter__(self) -> Vault:
         return self
@@ -116,6 +131,21 @@ class Vault:
         return bytes.fromhex(self.config.vault_id)
 
     @functools.cached_property
+    def provenance(self) -> VaultProvenance:
+        """Provenance records of pushes and tag moves under the access policy (vault.access.records)."""
+        from vault.access.provenance_gate import provenance_for
+
+        state = self.client_state
+        return provenance_for(
+            self.backend,
+            self.catalog,
+            self.keys,
+            self.config.vault_id,
+            self._access_policy,
+            lambda: self.access(state) if state is not None else None,
+        )
+
+    @functools.cached_property
     def audit(self) -> AuditService:
         """The vault's audit log (vault.audit.service); rows name the identity when one is given."""
         return AuditService(
@@ -125,7 +155,25 @@ class Vault:
             principal=self.principal,
             identity=self.keys.identity,
             clock=self.keys.clock,
+            principals=lambda: policy.principals if (policy := self._access_policy()) else (),
+            roots=lambda: pinned_roots(self.client_state, self.config.vault_id),
         )
+
+    # -- capability checks (vault.access.gate), asked before any work --------------------------
+
+    def require(self, capability: str | Capability, *targets: str, action: str | None = None) -> None:
+        """``PermissionDeniedError`` (exit 15) unless the caller holds ``capability`` on each target
+        (an artifact name or a reference); the policy is read afresh."""
+        paths = [parse_ref(t).artifact for t in targets]
+        self.gate.require(capability, *paths, action=action)
+
+    def _identity_public(self) -> PublicIdentity:
+        identity = self.keys.identity()
+        assert identity is not None  # only used when an identity source was given
+        return identity.public
+
+    def _access_policy(self) -> AccessPolicy | None:
+        return self._policy_reader()
 
     def unlock(self, *, owner: bool = False) -> None:
         """Fail fast: load the identity given, else (or with ``owner``) open the owner key."""
@@ -148,6 +196,9 @@ class Vault:
     ) -> PushResult:
         """Store ``path`` as the next version of ``artifact``."""
         check_artifact_name(artifact)
+        self.require(Capability.PUSH, artifact, action="push")
+        if tags:
+            self.require(Capability.TAG, artifact, action="tag")
         existing_kind = self.catalog.artifact_kind(artifact)
         kind = kind or existing_kind or "model"
         if kind not in KINDS:
@@ -166,6 +217,7 @@ class Vault:
             metadata=metadata,
             parents=tuple(self.resolve(p) for p in parents),
             principal=self.principal,
+            seal=self.provenance.sealer(),  # under an access policy: the signed record, before any work
         )
         with self.audit.failures(Action.PUSH, artifact):
             result = push_version(request, self.repository, progress=progress)
@@ -175,9 +227,12 @@ class Vault:
     def resolve(self, ref: str | Ref) -> VersionRow:
         """The version a reference names."""
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
-        return self.catalog.resolve(
+        version = self.catalog.resolve(
             parsed.artifact, number=parsed.number, tag=parsed.tag, digest_prefix=parsed.digest_prefix
         )
+        with self.audit.failures(Action.VERIFY, f"{version.artifact}@v{version.number}"):
+            self.provenance.check(version, parsed.tag)  # exit 13 without a valid provenance record
+        return version
 
     def load_manifest(self, version: VersionRow) -> Manifest:
         """Read, authenticate and cross-check a version's manifest from storage."""
@@ -197,6 +252,7 @@ class Vault:
         ``verifier`` (e.g. the trust policy's pull verifier) sees the version and its
         authenticated manifest before anything is written; it raises to refuse the pull.
         """
+        self.require(Capability.READ, ref, action="pull")
         version = self.resolve(ref)
         target = f"{version.artifact}@v{version.number}"
         with self.audit.failures(Action.PULL, target):
@@ -204,32 +260,53 @@ class Vault:
             return pull_version(version, Path(dest), self.repository, progress=progress, verifier=hook)
 
     def list_artifacts(self, prefix: str = "") -> list[ArtifactRow]:
-        """Artifacts under ``prefix``."""
-        return self.catalog.list_artifacts(prefix)
+        """Artifacts under ``prefix`` that the caller may ``list`` (filtered inside the query)."""
+        caller = self.gate.require_listing("ls")
+        if caller.unrestricted:
+            return self.catalog.list_artifacts(prefix)
+        ids = self.catalog.artifact_ids(prefix)
+        shown = self.gate.visible(ids, caller) or set()
+        return self.catalog.list_artifacts(prefix, only_ids=[ids[name] for name in shown])
 
     def log(self, artifact: str) -> list[VersionRow]:
-        """Versions of ``artifact``, newest first."""
-        return self.catalog.list_versions(check_artifact_name(artifact))
+        """Versions of ``artifact``, newest first (``list`` on it needed)."""
+        self.require(Capability.LIST, check_artifact_name(artifact), action="log")
+        return self.catalog.list_versions(artifact)
 
     def show(self, ref: str) -> VersionDetails:
-        """A version with files, metadata and lineage (from the catalog; no key needed)."""
+        """A version with files, metadata and lineage (from the catalog; no key needed); parents the
+        caller may not ``list`` are left out."""
+        self.require(Capability.READ, ref, action="show")
         version = self.resolve(ref)
         contents = self.catalog.version_details(version.id)
+        shown = self.gate.visible(p.split("@", 1)[0] for p in contents.parents)
+        parents = [p for p in contents.parents if shown is None or p.split("@", 1)[0] in shown]
         self.audit.record(
             Action.SHOW, f"{version.artifact}@v{version.number}", details={"files": len(contents.files)}
         )
-        return VersionDetails(version, contents.files, contents.metadata, contents.parents)
+        return VersionDetails(version, contents.files, contents.metadata, parents)
 
     def tag(self, ref: str, tag: str) -> tuple[VersionRow, str | None]:
         """Point ``tag`` at the version ``ref`` names; returns it and the previous version id."""
+        self.require(Capability.TAG, ref, action="tag")
         version = self.resolve(ref)
+        self.provenance.record_tag(version, check_tag(tag))  # signed before the catalog row moves
         previous = self.catalog.set_tag(version, check_tag(tag), self.principal)
         details = {"version": f"v{version.number}", "previous": previous}
         self.audit.changed(Action.TAG, f"{version.artifact}@{tag}", details)
         return version, previous
 
+    def attest(self, ref: str, signer: Signer | None = None) -> tuple[VersionRow, str]:
+        """Sign a provenance record for the version ``ref`` names (needs admin on it); returns the
+        version and the record's digest (vault.access.provenance_gate)."""
+        self.require(Capability.ADMIN, ref, action="attest")
+        version, digest = self.provenance.attest(ref, signer)
+        self.audit.changed(Action.ATTEST, f"{version.artifact}@v{version.number}", {"record": digest})
+        return version, digest
+
     def check(self, *, read_data: bool = False, progress: Progress | None = None) -> CheckReport:
-        """Verify structure; with ``read_data`` decrypt and verify every chunk and manifest."""
+        """Verify structure; with ``read_data`` decrypt and verify every chunk and manifest (admin)."""
+        self.gate.require_admin("check")
         return run_check(self.repository, read_data=read_data, progress=progress)
 
     def access(self, state: ClientState, clock: Clock = utc_now) -> AccessControl:
@@ -245,16 +322,20 @@ class Vault:
             vault_id=self.config.vault_id,
             actor=self.principal,
             clock=clock,
+            records=self.provenance.records,  # the first policy lists what exists; revokes keep records
+            audit=self.audit.changed,  # one audit row per policy change
         )
 
     def backup_schedules(self, clock: Clock = utc_now) -> BackupSchedules:
-        """Backup schedules, their history and status (vault.backup.schedules); opens no key."""
+        """Backup schedules, their history and status (vault.backup.schedules); opens no key (admin)."""
+        self.gate.require_admin("manage backups")
         return BackupSchedules(self.catalog, principal=self.principal, clock=clock)
 
     def backup_runner(
         self, *, clock: Clock = utc_now, lease_ttl: timedelta | None = None, allow_insecure_http: bool = False
     ) -> BackupRunner:
-        """Runs backup schedules (vault.backup.run): storage, catalog and recovery public keys only."""
+        """Runs backup schedules (vault.backup.run): storage, catalog, recovery public keys (admin)."""
+        self.gate.require_admin("run backups")
         return BackupRunner(
             self.backend,
             self.catalog,
@@ -268,6 +349,7 @@ class Vault:
 
     def key_slots(self) -> list[SlotInfo]:
         """Every key slot, owner ring first, with its catalog record; damaged ones as ``damaged``."""
+        self.gate.require_admin("list key slots")
         return admin.list_slots(self.backend, self.vault_id, self.catalog)
 
     def add_passphrase_slot(
@@ -279,6 +361,7 @@ class Vault:
         allow_slow_kdf: bool = False,
     ) -> str:
         """Another passphrase on the owner key; returns the new slot id."""
+        self.gate.require_admin("add key slots")
         return self.audit.keys_changed(
             admin.add_passphrase(
                 self.keys,
@@ -293,6 +376,7 @@ class Vault:
 
     def add_kms_slot(self, key_id: str, *, label: str | None = None) -> str:
         """The owner key wrapped by an AWS KMS data key under ``key_id``; returns the new slot id."""
+        self.gate.require_admin("add key slots")
         return self.audit.keys_changed(
             admin.add_kms(self.keys, self.backend, self.catalog, key_id, label=label)
         )
@@ -300,18 +384,21 @@ class Vault:
     def add_recipient(self, public: PublicIdentity, namespace: str, *, label: str | None = None) -> str:
         """Wrap ``namespace``'s keyring to ``public`` (it can then read and push there)."""
         _check_namespace(namespace)
+        self.gate.require_admin("add key slots")
         return self.audit.keys_changed(
             admin.add_recipient(self.keys, self.backend, self.catalog, public, namespace, label=label)
         )
 
     def add_recovery(self, public: PublicIdentity, *, label: str | None = None) -> str:
         """Wrap the owner key to ``public``: its private key opens (and restores) everything."""
+        self.gate.require_admin("add key slots")
         return self.audit.keys_changed(
             admin.add_recovery(self.keys, self.backend, self.catalog, public, label=label)
         )
 
     def remove_slot(self, slot_id: str) -> SlotInfo:
         """Delete a key slot (never the last one that opens the owner key)."""
+        self.gate.require_admin("remove key slots")
         return self.audit.keys_changed(admin.remove_slot(self.keys, self.backend, self.catalog, slot_id))
 
     def rekey(
@@ -325,6 +412,7 @@ class Vault:
         """A new data-key epoch for ``namespace``; with ``reencrypt`` every chunk and manifest
         rewritten under the newest epoch, then the older epochs retired."""
         _check_namespace(namespace)
+        self.gate.require_admin("rekey")
         if reencrypt:
             return self.audit.keys_changed(
                 rekey_and_reencrypt(
@@ -338,6 +426,5 @@ class Vault:
 
 
 def _check_namespace(namespace: str) -> None:
-    if "/" in namespace:
-        raise UsageError(f"invalid namespace {namespace!r}: keyrings belong to top-level namespaces")
+    # A deeper namespace (team/secret) qualifies only with a keyring of its own (vault.keys.subtrees).
     check_artifact_name(f"{namespace}/x")

@@ -33,22 +33,35 @@ app.add_typer(principal_app, name="principal")
 app.add_typer(access_app, name="access")
 
 AdminKeyOpt = Annotated[
-    str,
-    typer.Option("--admin-key", help="The vault's admin key: a signing key or an identity (name or file)."),
+    str | None,
+    typer.Option(
+        "--admin-key",
+        help="An admin key: a signing key or an identity (name or file); default: the owner identity.",
+    ),
 ]
 PrincipalArg = Annotated[str, typer.Argument(help="Principal name (see `principal ls`).")]
 PatternArg = Annotated[str, typer.Argument(help="Pattern: 'team/*', 'team/vision/+', 'team/vision/resnet'.")]
 CapsArg = Annotated[str, typer.Argument(help="Capabilities: list,read,push,tag,sign,delete,admin.")]
 
 
-def admin_signer(name: str, passphrase_file: Path | None) -> Signer:
-    """The admin key ``name``: a signing key, else an identity's signing key."""
+def admin_signer(name: str | None, passphrase_file: Path | None, v: Vault) -> Signer:
+    """The admin key ``name``: a signing key, else an identity's signing key; without one, the owner."""
+    from vault.access.service import access_pins
+    from vault.keys.owner_identity import policy_signer
     from vault.signing.signers import LocalSigner
 
-    try:
-        return local_signer(name, passphrase_file)
-    except NotFoundError:
-        return LocalSigner(identity_loader(name)().ecdsa_private)
+    explicit: Signer | None = None
+    if name is not None:
+        try:
+            explicit = local_signer(name, passphrase_file)
+        except NotFoundError:
+            explicit = LocalSigner(identity_loader(name)().ecdsa_private)
+    state, exists = ClientState.default(), v.catalog.latest_access_policy() is not None
+    signer, pinned = policy_signer(
+        v.keys, v.backend, access_pins(state), explicit, policy_exists=exists, fallback=state.trust_pins
+    )
+    note_pin(pinned)
+    return signer
 
 
 def read_public(path: Path) -> PublicIdentity:
@@ -104,7 +117,7 @@ def principal_add(
         Path,
         typer.Option("--identity", help="The principal's public identity file (identity export --public)."),
     ],
-    admin_key: AdminKeyOpt,
+    admin_key: AdminKeyOpt = None,
     kind: Annotated[str, typer.Option("--kind", help="user or service.")] = "user",
     expires: Annotated[str | None, typer.Option("--expires", help="Expiry date, e.g. 2027-06-30.")] = None,
     key_passphrase_file: KeyPassphraseFileOpt = None,
@@ -114,8 +127,9 @@ def principal_add(
 
     public = read_public(identity)
     until = parse_expiry(expires) if expires else None
-    admin = admin_signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
+        v.gate.require_admin("add principals")  # before the admin key is loaded
+        admin = admin_signer(admin_key, key_passphrase_file, v)
         state = control(v).add_principal(name, public, admin, kind=kind, expires=until)
     report(state, f"added principal {name} ({kind}, identity {public.fingerprint[:16]})")
 
@@ -130,6 +144,7 @@ def principal_ls(
 ) -> None:
     """List principals: name, kind, id, identity, expiry."""
     with open_vault(ctx) as v:
+        v.gate.require_admin("list principals")
         principals = control(v).principals(include_removed=removed)
     rows = [
         {
@@ -166,12 +181,13 @@ def principal_ls(
 def principal_rm(
     ctx: typer.Context,
     name: PrincipalArg,
-    admin_key: AdminKeyOpt,
+    admin_key: AdminKeyOpt = None,
     key_passphrase_file: KeyPassphraseFileOpt = None,
 ) -> None:
     """Remove a principal: its grants go with it; a principal re-added under the name starts with none."""
-    admin = admin_signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
+        v.gate.require_admin("remove principals")  # before the admin key is loaded
+        admin = admin_signer(admin_key, key_passphrase_file, v)
         state = control(v).remove_principal(name, admin)
     report(state, f"removed principal {name}")
 
@@ -183,12 +199,13 @@ def principal_rename(
     ctx: typer.Context,
     name: PrincipalArg,
     new_name: Annotated[str, typer.Argument(help="The new name.")],
-    admin_key: AdminKeyOpt,
+    admin_key: AdminKeyOpt = None,
     key_passphrase_file: KeyPassphraseFileOpt = None,
 ) -> None:
     """Rename a principal; it keeps its id and grants."""
-    admin = admin_signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
+        v.gate.require_admin("rename principals")  # before the admin key is loaded
+        admin = admin_signer(admin_key, key_passphrase_file, v)
         state = control(v).rename_principal(name, new_name, admin)
     report(state, f"renamed principal {name} to {new_name}")
 
@@ -201,7 +218,7 @@ def grant(
     principal: PrincipalArg,
     pattern: PatternArg,
     capabilities: CapsArg,
-    admin_key: AdminKeyOpt,
+    admin_key: AdminKeyOpt = None,
     key_passphrase_file: KeyPassphraseFileOpt = None,
 ) -> None:
     """Grant capabilities on a pattern (read on NS/* also wraps keyring NS to the principal)."""
@@ -209,8 +226,9 @@ def grant(
 
     check_pattern(pattern)
     caps = parse_capabilities(capabilities)
-    admin = admin_signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
+        v.gate.require_admin("grant")  # before the admin key is loaded
+        admin = admin_signer(admin_key, key_passphrase_file, v)
         access = control(v)
         state = access.grant(principal, pattern, caps, admin)
         views = [g for g in access.grants(principal) if g.pattern == pattern and not g.deny]
@@ -227,15 +245,16 @@ def deny(
     ctx: typer.Context,
     principal: PrincipalArg,
     pattern: PatternArg,
-    admin_key: AdminKeyOpt,
+    admin_key: AdminKeyOpt = None,
     key_passphrase_file: KeyPassphraseFileOpt = None,
 ) -> None:
     """Deny everything on a pattern; a deny wins over every grant, admin included."""
     from vault.access.patterns import check_pattern
 
     check_pattern(pattern)
-    admin = admin_signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
+        v.gate.require_admin("deny")  # before the admin key is loaded
+        admin = admin_signer(admin_key, key_passphrase_file, v)
         state = control(v).deny(principal, pattern, admin)
     report(state, f"denied {pattern} to {principal}")
 
@@ -247,7 +266,7 @@ def revoke(
     ctx: typer.Context,
     principal: PrincipalArg,
     pattern: PatternArg,
-    admin_key: AdminKeyOpt,
+    admin_key: AdminKeyOpt = None,
     capabilities: Annotated[str | None, typer.Argument(help="Capabilities to remove.")] = None,
     remove_deny: Annotated[
         bool, typer.Option("--deny", help="Remove the deny on the pattern instead.")
@@ -262,8 +281,9 @@ def revoke(
     if remove_deny == (capabilities is not None):
         raise UsageError("give the capabilities to revoke, or --deny to remove a deny (not both)")
     caps = parse_capabilities(capabilities) if capabilities is not None else frozenset()
-    admin = admin_signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
+        v.gate.require_admin("revoke")  # before the admin key is loaded
+        admin = admin_signer(admin_key, key_passphrase_file, v)
         state = control(v).revoke(principal, pattern, caps, admin, deny=remove_deny)
     what = "the deny" if remove_deny else ",".join(sorted(caps))
     report(state, f"revoked {what} on {pattern} from {principal}")
@@ -279,6 +299,7 @@ def access_ls(
 ) -> None:
     """Every grant and deny, and whether keys or only policy enforce it."""
     with open_vault(ctx) as v:
+        v.gate.require_admin("list grants")
         views = control(v).grants(principal)
     if json_out:
         emit_json(views)
@@ -303,6 +324,7 @@ def access_explain(
 ) -> None:
     """Would PRINCIPAL be allowed ACTION on PATH, and which rule decides (or default deny)."""
     with open_vault(ctx) as v:
+        v.gate.require_explain(principal)
         answer = control(v).explain(principal, action, path)
     if json_out:
         emit_json(answer)

@@ -42,6 +42,7 @@ def audit_ls(
     """List audit rows, oldest first."""
     window = None if since is None else parse_duration(since, "--since")
     with open_vault(ctx) as v:
+        v.gate.require_admin("read the audit log")
         rows = v.audit.rows(since=window, principal=principal, artifact=artifact, action=action)
     if json_out:
         emit_json([{**vars(r), "at": utc_text(r.at)} for r in rows])
@@ -59,6 +60,7 @@ def audit_ls(
 def audit_verify(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Check the hash chain against the checkpoints in storage (exit 5 naming the first bad row)."""
     with open_vault(ctx) as v:
+        v.gate.require_admin("verify the audit log")
         result = v.audit.verify()
     if json_out:
         emit_json(result)
@@ -81,6 +83,7 @@ def audit_anomalies(
     """Compare each principal with its own baseline; exit 16 when anything is found."""
     window = parse_duration(since, "--since")
     with open_vault(ctx) as v:
+        v.gate.require_admin("read the audit log")
         found, _ = v.audit.anomalies(window)
     if json_out:
         emit_json(

@@ -73,6 +73,9 @@ def push(
     """Store a file or directory as the next version of an artifact."""
     metadata = _parse_meta(meta or [])
     with open_vault(ctx) as v:
+        v.require("push", artifact, action="push")  # before any key is unlocked
+        if tag:
+            v.require("tag", artifact, action="tag")
         v.unlock()
         with progress_bar("push", not quiet) as progress:
             result = v.push(
@@ -113,6 +116,7 @@ def pull(
 ) -> None:
     """Write a version to DEST, verifying every byte (and its signatures, per the trust policy) first."""
     with open_vault(ctx) as v:
+        v.require("read", ref, action="pull")  # before any key is unlocked
         v.unlock()
         check = pull_verifier(v, verify=not no_verify)
         with progress_bar("pull", not quiet) as progress:
@@ -242,6 +246,7 @@ def check(
 ) -> None:
     """Check the vault's structure; with --read-data, every byte of it."""
     with open_vault(ctx) as v:
+        v.gate.require_admin("check")
         if read_data:
             v.unlock()
         report = v.check(read_data=read_data)

@@ -78,6 +78,7 @@ def rekey(
     recovery) was removed since the owner key was last rotated, the owner key is rotated first.
     """
     with open_vault(ctx) as v:
+        v.gate.require_admin("rekey")
         if reencrypt:
             with progress_bar("re-encrypting", not (quiet or json_out)) as advance:
                 report = v.rekey(

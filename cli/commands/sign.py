@@ -39,6 +39,7 @@ def sign(
     if (key is None) == (kms_key_id is None):
         raise UsageError("give exactly one of --key NAME or --kms-key-id ID")
     with open_vault(ctx) as v:
+        v.require("sign", ref, action="sign")  # before any key passphrase is asked for
         if key:
             signer = local_signer(key, key_passphrase_file)
         else:
@@ -84,6 +85,7 @@ def verify(
     if key or allow_extra_files:
         raise UsageError("--key and --allow-extra-files are for offline checks: add --signature FILE")
     with open_vault(ctx) as v:
+        v.require("read", target, action="verify")
         report = signature_service(v).verify(target)
     if json_out:
         emit_json(report)

@@ -30,6 +30,7 @@ def signature_export(
 ) -> None:
     """Write one stored signature bundle to a file, for `mlvault verify PATH --signature`."""
     with open_vault(ctx) as v:
+        v.require("read", ref, action="verify")
         bundle = signature_service(v).export_signature(ref, signer)
     if out == "-":
         sys.stdout.buffer.write(bundle)

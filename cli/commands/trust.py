@@ -15,6 +15,8 @@ from ..verification import KeyPassphraseFileOpt, local_signer, note_pin, signatu
 
 if TYPE_CHECKING:
     from vault.attestation import PolicyView
+    from vault.service import Vault
+    from vault.signing.signers import Signer
 
 trust_app = typer.Typer(
     help="The vault's trust policy: which keys may sign which artifacts.", no_args_is_help=True
@@ -23,8 +25,25 @@ app.add_typer(trust_app, name="trust")
 
 
 AdminKeyOpt = Annotated[
-    str, typer.Option("--admin-key", help="The vault's trust-policy admin key (name or file).")
+    str | None,
+    typer.Option(
+        "--admin-key", help="The trust-policy admin key (name or file); default: the vault's owner identity."
+    ),
 ]
+
+
+def _admin(v: Vault, name: str | None, passphrase_file: Path | None) -> Signer:
+    """The key ``name`` (see vault.keys.owner_identity.policy_signer), else the owner identity."""
+    from vault.clientstate import ClientState
+    from vault.keys.owner_identity import policy_signer
+
+    explicit = local_signer(name, passphrase_file) if name is not None else None
+    exists = v.signature_store.latest_policy_row() is not None
+    signer, pinned = policy_signer(
+        v.keys, v.backend, ClientState.default().trust_pins, explicit, policy_exists=exists
+    )
+    note_pin(pinned)
+    return signer
 
 
 def _render_policy(view: PolicyView | None, json_out: bool) -> None:
@@ -68,7 +87,7 @@ def trust_add(
     ctx: typer.Context,
     namespace: Annotated[str, typer.Argument(help="Artifact-name glob, e.g. 'team/*'.")],
     key: Annotated[Path, typer.Option("--key", "-k", help="Public key PEM to trust.")],
-    admin_key: AdminKeyOpt,
+    admin_key: AdminKeyOpt = None,
     threshold: Annotated[
         int | None, typer.Option("--threshold", help="Distinct trusted signatures required (default 1).")
     ] = None,
@@ -79,8 +98,9 @@ def trust_add(
     from vault.signing.keys import read_public_key_pem
 
     pem = read_public_key_pem(key)
-    admin = local_signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
+        v.gate.require_admin("change the trust policy")  # before the admin key is loaded
+        admin = _admin(v, admin_key, key_passphrase_file)
         view = signature_service(v).trust_add(namespace, pem, admin, threshold)
     _render_policy(view, json_out)
 
@@ -91,7 +111,7 @@ def trust_add(
 def trust_remove(
     ctx: typer.Context,
     namespace: Annotated[str, typer.Argument(help="The rule's glob, exactly as listed by `trust show`.")],
-    admin_key: AdminKeyOpt,
+    admin_key: AdminKeyOpt = None,
     fingerprint: Annotated[
         str | None, typer.Option("--fingerprint", help="Remove only this key from the rule.")
     ] = None,
@@ -99,8 +119,9 @@ def trust_remove(
     json_out: JsonOpt = False,
 ) -> None:
     """Remove a rule (or one key of it) from the trust policy."""
-    admin = local_signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
+        v.gate.require_admin("change the trust policy")  # before the admin key is loaded
+        admin = _admin(v, admin_key, key_passphrase_file)
         view = signature_service(v).trust_remove(namespace, admin, fingerprint)
     _render_policy(view, json_out)
 
@@ -111,6 +132,7 @@ def trust_remove(
 def trust_show(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Show the vault's trust policy, verified under the pinned admin key."""
     with open_vault(ctx) as v:
+        v.gate.require_member()
         view = signature_service(v).trust_show()
     _render_policy(view, json_out)
 
@@ -125,5 +147,6 @@ def trust_pin(
 ) -> None:
     """Pin the trust-policy admin key for this vault explicitly instead of trusting it on first use."""
     with open_vault(ctx) as v:
+        v.gate.require_admin("pin the trust-policy admin key")
         signature_service(v).pin_admin(fingerprint, replace=replace)
     output.out.print(f"pinned admin key {fingerprint} for this vault", markup=False)

@@ -84,6 +84,7 @@ def keys_add_passphrase(
     """Add another passphrase that opens the owner key (the vault is opened first)."""
     kdf = KdfParams(kdf_time, int(kdf_memory_mib * 1024), kdf_parallelism)
     with open_vault(ctx) as v:
+        v.gate.require_admin("add key slots")  # before the owner key is unlocked
         v.unlock(owner=True)
         secret = read_secret(
             new_passphrase_file,

@@ -12,7 +12,8 @@ from vault.access.patterns import Capability, parse_capabilities
 from vault.access.service import AccessControl
 from vault.clientstate import ClientState
 from vault.crypto.kdf import KdfParams
-from vault.errors import AuthenticationError
+from vault.errors import AuthenticationError, PermissionDeniedError
+from vault.repository.pull import pull_version
 from vault.signing import keys
 from vault.signing.signers import LocalSigner
 
@@ -64,6 +65,11 @@ def open_as(path: Path, name: str) -> vault.Vault:
     return vault.open_vault(str(path), identity=lambda: ClientState.default().identities().load(name, None))
 
 
+def pull_by_keys_alone(v: vault.Vault, ref: str, dest: Path) -> None:
+    """A pull that skips the capability gate (which refuses first, exit 15): only keys stop it."""
+    pull_version(v.resolve(ref), dest, v.repository)
+
+
 def test_read_grant_adds_a_slot_and_revoke_removes_it_and_rekeys(
     ac: AccessControl, owner: vault.Vault, admin: LocalSigner, vault_path: Path, tmp_path: Path
 ) -> None:
@@ -73,8 +79,10 @@ def test_read_grant_adds_a_slot_and_revoke_removes_it_and_rekeys(
     assert slots_of(owner, "alice") == ["team"]
     with open_as(vault_path, "alice") as as_alice:
         as_alice.pull("team/model@v1", tmp_path / "out1")
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(PermissionDeniedError):
             as_alice.pull("research/model@v1", tmp_path / "out2")
+        with pytest.raises(AuthenticationError):
+            pull_by_keys_alone(as_alice, "research/model@v1", tmp_path / "out2")
     (view,) = ac.grants("alice")
     assert view.enforced_by == "keys" and "slot on keyring team" in view.note
 
@@ -86,8 +94,11 @@ def test_read_grant_adds_a_slot_and_revoke_removes_it_and_rekeys(
     assert change.removed_slots and change.epoch == 1
     assert change.readable_before == ("team/model@v1", "team/model@v2")
     assert slots_of(owner, "alice") == []
-    with open_as(vault_path, "alice") as as_alice, pytest.raises(AuthenticationError):
-        as_alice.pull("team/model@v1", tmp_path / "out3")
+    with open_as(vault_path, "alice") as as_alice:
+        with pytest.raises(PermissionDeniedError):
+            as_alice.pull("team/model@v1", tmp_path / "out3")
+        with pytest.raises(AuthenticationError):
+            pull_by_keys_alone(as_alice, "team/model@v1", tmp_path / "out3")
 
 
 def test_push_only_and_finer_globs_add_no_slot(

@@ -13,18 +13,30 @@ one query, their tags in one more (never one query per version). Every row is ch
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Select, func, select, true
+from sqlalchemy import ColumnElement, Connection, RowMapping, Select, func, select, true
 from sqlalchemy import exc as sa_exc
 
 from vault.catalog import values
 from vault.catalog.engine import Aggregate, now
+from vault.catalog.provenance import RecordIndexRow
 from vault.catalog.rows import ArtifactRow, FileRow, NewVersion, VersionContents, VersionRow
-from vault.catalog.schema import artifacts, lineage, tags, version_files, version_metadata, versions
+from vault.catalog.schema import (
+    artifacts,
+    lineage,
+    provenance_records,
+    tags,
+    version_files,
+    version_metadata,
+    versions,
+)
 from vault.errors import ConflictError, IntegrityError, NotFoundError
 
 _MAX_ATTEMPTS = 8
+Seal = Callable[[NewVersion, int], Sequence[RecordIndexRow]]  # stores provenance records (vault.access)
+IN_CHUNK = 500  # ids per IN (...) list: well under every driver's bound-parameter limit
 _VERSION_COLUMNS = (versions, artifacts.c.name.label("artifact"), artifacts.c.kind.label("kind"))
 
 
@@ -33,18 +45,23 @@ class VersionIndex(Aggregate):
 
     # -- writes ---------------------------------------------------------------------------
 
-    def commit_version(self, new: NewVersion) -> int:
-        """Insert a version with the next number, its files, metadata, lineage and tags."""
+    def commit_version(self, new: NewVersion, seal: Seal | None = None) -> int:
+        """Insert a version with the next number, its files, metadata, lineage and tags.
+
+        ``seal(new, number)`` runs inside the transaction once the number is allocated, before the
+        row is inserted: it stores the version's provenance records (none is ever visible without)
+        and returns their index rows, inserted in the same transaction.
+        """
         for attempt in range(_MAX_ATTEMPTS):
             try:
                 with self._engine.begin() as conn:
-                    return self._commit_version(conn, new)
+                    return self._commit_version(conn, new, seal)
             except sa_exc.IntegrityError as exc:
                 if attempt == _MAX_ATTEMPTS - 1:
                     raise ConflictError(f"could not allocate a version number for {new.artifact}") from exc
         raise AssertionError("unreachable")
 
-    def _commit_version(self, conn: Connection, new: NewVersion) -> int:
+    def _commit_version(self, conn: Connection, new: NewVersion, seal: Seal | None = None) -> int:
         conn.execute(
             self._insert(artifacts)
             .values(name=new.artifact, namespace=new.namespace, kind=new.kind, created_at=now())
@@ -64,6 +81,9 @@ class VersionIndex(Aggregate):
             values.a_count(latest or 0, f"artifact {new.artifact}", "latest number", values.MAX_NUMBER - 1)
             + 1
         )
+        records = seal(new, number) if seal is not None else ()
+        if records:
+            conn.execute(provenance_records.insert(), [vars(r) for r in records])
         conn.execute(
             versions.insert().values(
                 id=new.id,
@@ -195,9 +215,32 @@ class VersionIndex(Aggregate):
                 problems.append(exc)
         return result
 
-    def list_artifacts(self, prefix: str = "") -> list[ArtifactRow]:
-        """Artifacts whose name starts with ``prefix``, with latest version and tags (three queries)."""
+    def artifact_ids(self, prefix: str = "") -> dict[str, int]:
+        """Name → id of every artifact whose name starts with ``prefix`` (one query), so that the
+        caller can decide in Python which ones to show and then ask :meth:`list_artifacts` for them."""
         matching = artifacts.c.name.startswith(prefix, autoescape=True) if prefix else true()
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(artifacts.c.name, artifacts.c.id).where(matching)).all()
+        return {str(r.name): int(r.id) for r in rows}
+
+    def list_artifacts(
+        self, prefix: str = "", *, only_ids: Collection[int] | None = None
+    ) -> list[ArtifactRow]:
+        """Artifacts whose name starts with ``prefix``, with latest version and tags (three queries).
+
+        With ``only_ids``, only those artifacts: the filter is inside the queries (``IN``, at most
+        :data:`IN_CHUNK` ids per query, three queries per chunk), so counts never include the rest.
+        """
+        matching = artifacts.c.name.startswith(prefix, autoescape=True) if prefix else true()
+        if only_ids is None:
+            return self._list_artifacts(matching)
+        ids = sorted(set(only_ids))
+        result: list[ArtifactRow] = []
+        for start in range(0, len(ids), IN_CHUNK):
+            result += self._list_artifacts(matching & artifacts.c.id.in_(ids[start : start + IN_CHUNK]))
+        return sorted(result, key=lambda row: row.name)
+
+    def _list_artifacts(self, matching: ColumnElement[bool]) -> list[ArtifactRow]:
         with self._engine.connect() as conn:
             arts = conn.execute(
                 select(artifacts.c.id, artifacts.c.name, artifacts.c.kind)

@@ -230,6 +230,10 @@ class Identities:
         """The public half of identity ``name`` (no passphrase needed)."""
         return self._read(self._secret_path(name)).public
 
+    def public_of(self, name_or_path: str) -> PublicIdentity:
+        """The public half of a named identity or an identity file (no passphrase needed)."""
+        return self._read(self.find(name_or_path)).public
+
     def encrypted(self, name_or_path: str) -> bool:
         """Whether the identity's private keys are passphrase-encrypted."""
         return self._read(self.find(name_or_path)).kdf is not None
