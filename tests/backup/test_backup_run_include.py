@@ -137,3 +137,8 @@ def test_select_included_drops_lineage_to_excluded_parents_and_their_rings() -> 
     assert wanted(layout.slot_key("owner", "e" * 32)) and not wanted(layout.slot_key(r2, "0" * 32))
     assert wanted(layout.manifest_key(va)) and not wanted(layout.manifest_key(vb))
     assert wanted(layout.CONFIG) and wanted(layout.audit_checkpoint_key(1))
+    # Provenance records: those of included versions, and every tag's (tag ids name no artifact).
+    assert wanted(layout.version_record_key(va, "9" * 64)) and not wanted(
+        layout.version_record_key(vb, "9" * 64)
+    )
+    assert wanted(layout.tag_record_key("7" * 32, 1))

@@ -14,9 +14,11 @@ describe the vault rather than its artifacts are kept whole: trust and access po
 and grants, schedules, key events, and the audit log (its rows form one hash chain and cannot be
 thinned without breaking ``audit verify``; they may name excluded artifacts). Of the stored
 objects: ``config``, the audit checkpoints, the slots under ``keys/owner/`` and ``keys/<kept
-ring>/``, the manifests (and re-sealed manifests) of included versions, and the kept packs; any
-other vault object is left out. A restore of such a snapshot is a working vault holding only those
-artifacts.
+ring>/``, the owner identity, the manifests (and re-sealed manifests) and provenance records of
+included versions, every tag's provenance records (a tag id is a keyed hash: nothing here can tell
+which artifact a tag belongs to, and a record of a tag the restored vault lacks is never read), and
+the kept packs; any other vault object is left out. A restore of such a snapshot is a working
+vault holding only those artifacts.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ def select_included(rows: Rows, patterns: tuple[str, ...]) -> tuple[Rows, Callab
 
     def wanted(key: str) -> bool:
         if key == layout.CONFIG or layout.parse_audit_checkpoint_key(key) is not None:
+            return True
+        if layout.parse_owner_identity_key(key) is not None:  # the owner's signing key: kept whole
+            return True
+        record = layout.parse_version_record_key(key)
+        if record is not None:
+            return record[0] in version_ids
+        if layout.parse_tag_record_key(key) is not None:
             return True
         slot = layout.parse_slot_key(key)
         if slot is not None:
