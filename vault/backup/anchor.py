@@ -8,7 +8,9 @@ else trust pins). Against it:
 
 - the newest access policy in the snapshot's rows must be signed by an anchor key, name this vault,
   and not be older than the serial this client accepted (a snapshot with no access policy while the
-  client accepted one is a rollback); likewise the newest trust policy;
+  client accepted one is a rollback); likewise the newest trust policy. The vault keeps its id, so
+  this client's pins apply to the restored vault, whose first open would refuse the older policy
+  anyway: an older snapshot is restored on a client that has not pinned the vault;
 - the snapshot's signer must then be one the verified access policy accepts
   (:class:`vault.backup.signature.Acceptance`: its service principals, or the admin key).
 
@@ -35,6 +37,12 @@ from vault.clientstate.pins import check_fingerprint
 from vault.errors import IntegrityError, UntrustedSignerError
 from vault.formats import ALTERED
 from vault.signing.policy import verify_policy
+
+# A rolled-back policy is refused as the client would refuse it on the restored vault's first open.
+OLDER = (
+    "; this client would refuse to open the restored vault: restore a newer snapshot, or restore an older "
+    "one on a client that has not pinned this vault (with --admin-key-fingerprint)"
+)
 
 if TYPE_CHECKING:
     from vault.clientstate import ClientState
@@ -111,10 +119,12 @@ def snapshot_trust(
         if policy.vault_id != vault_id or policy.serial != access_doc[0] or policy.serial < seen:
             raise IntegrityError(
                 f"the snapshot's access policy (serial {policy.serial}, vault {policy.vault_id}) is not the "
-                f"current one of vault {vault_id} (this client accepted serial {seen}): refused"
+                f"current one of vault {vault_id} (this client accepted serial {seen}){OLDER}"
             )
     elif seen:
-        raise IntegrityError(f"the snapshot has no access policy, but this client accepted serial {seen}")
+        raise IntegrityError(
+            f"the snapshot has no access policy, but this client accepted serial {seen}{OLDER}"
+        )
     trust_seen = 0 if trust_pins is None else trust_pins.policy_serial(vault_id)
     trust_serial = 0
     if trust_doc is not None:
@@ -123,11 +133,11 @@ def snapshot_trust(
         if trust.serial < trust_seen or (trust.vault_id and trust.vault_id != vault_id):
             raise IntegrityError(
                 f"the snapshot's trust policy (serial {trust.serial}) is older than serial {trust_seen}, "
-                "which this client accepted, or another vault's: refused"
+                f"which this client accepted, or another vault's{OLDER}"
             )
     elif trust_seen:
         raise IntegrityError(
-            f"the snapshot has no trust policy, but this client accepted serial {trust_seen}"
+            f"the snapshot has no trust policy, but this client accepted serial {trust_seen}{OLDER}"
         )
     return SnapshotTrust(
         Acceptance.of(anchors, policy.principals if policy is not None else ()),
