@@ -24,6 +24,7 @@ its user-facing message style and its process exit code; the CLI prints
     ├── PermissionDeniedError         exit 15  the access policy does not give the caller the capability
     ├── AnomaliesFoundError           exit 16  `audit anomalies` found something to look at
     ├── BackupFailedError             exit 17  a backup schedule is overdue, or its last run failed
+    ├── UnsafeContentError            exit 18  `scan` found a file whose load would run dangerous code
     └── VerificationError             exit 10  a signature check failed (base of the signing tree)
         ├── MalformedSignatureError   exit 11  bundle cannot be parsed / wrong media or predicate type
         ├── SignatureInvalidError     exit 12  cryptographic signature does not verify
@@ -128,6 +129,12 @@ class BackupFailedError(MlvaultError):
     """A backup schedule is overdue or its last run failed (``backup status``, ``backup run``)."""
 
     exit_code = 17
+
+
+class UnsafeContentError(MlvaultError):
+    """A scanned file would import a dangerous global when loaded (a pickle that runs code)."""
+
+    exit_code = 18
 
 
 class VerificationError(MlvaultError):
