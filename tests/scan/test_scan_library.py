@@ -183,6 +183,14 @@ def test_inspect_summarizes_safetensors_gguf_numpy_and_pickles(tmp_path: Path) -
         "FloatStorage",
     }
     assert info["pytorch_model.bin"]["archive"]["entry_count"] == 4
+    assert {i["path"]: (i["format"], i["verdict"]) for i in info.values() if "verdict" in i} == {
+        "README.md": ("text", "not-applicable"),
+        "config.json": ("text", "not-applicable"),
+        "floats.npy": ("numpy", "not-applicable"),
+        "plain.pkl": ("pickle", "clean"),
+        "pytorch_model.bin": ("pytorch-zip", "clean"),
+        "state_dict.pkl": ("pickle", "clean"),
+    }
 
 
 HOSTILE = {

@@ -48,6 +48,7 @@ def inspect_stream(stream: IO[bytes], size: int, label: str, limits: ScanLimits)
             "fortran_order": header.fortran_order,
             "objects": header.has_objects,
         }
+        stream.seek(0)
     scan = scan_stream(stream, size, label, limits, strict=True)
     info |= {"format": scan.format, "verdict": scan.verdict.value}
     info["imports"] = [f.to_json() for f in scan.findings]
