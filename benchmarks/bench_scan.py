@@ -1,0 +1,94 @@
+"""Scan cost per GiB: a PyTorch-style zip checkpoint, safetensors, and a raw pickle of one big bytes
+object (the worst case: picklescan holds the whole stream's opcodes), each scanned in a fresh
+process so peak RSS is the scan's own.
+
+    python benchmarks/bench_scan.py --size-mib 1024 --workdir /tmp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "scan"))
+import scancorpus as corpus
+
+MIB = 1 << 20
+
+
+def make_torch_zip(path: Path, size: int) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("archive/data.pkl", corpus.state_dict_pickle(["w"]))
+        with zf.open("archive/data/0", "w", force_zip64=True) as entry:
+            block = os.urandom(MIB)
+            for _ in range(size // MIB):
+                entry.write(block)
+
+
+def make_safetensors(path: Path, size: int) -> None:
+    n = size // 4
+    header = json.dumps({"w": {"dtype": "F32", "shape": [n], "data_offsets": [0, n * 4]}}).encode()
+    with path.open("wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+        block = os.urandom(MIB)
+        for _ in range(size // MIB):
+            f.write(block)
+
+
+def make_raw_pickle(path: Path, size: int) -> None:
+    with path.open("wb") as f:
+        pickle.dump(os.urandom(size), f, protocol=4)
+
+
+CHILD = """
+import resource, sys, time
+from pathlib import Path
+from vault.scan.scanner import scan_path
+t = time.perf_counter()
+report = scan_path(Path(sys.argv[1]))
+elapsed = time.perf_counter() - t
+print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, report.verdict.value)
+"""
+
+
+def measure(path: Path) -> tuple[float, float, str]:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True)
+    elapsed, rss, verdict = out.stdout.split()
+    return float(elapsed), float(rss), verdict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--workdir", default=tempfile.gettempdir())
+    args = parser.parse_args()
+    size = args.size_mib * MIB
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for name, make in [
+            ("pytorch zip", make_torch_zip),
+            ("safetensors", make_safetensors),
+            ("raw pickle", make_raw_pickle),
+        ]:
+            path = Path(tmp) / name.replace(" ", "_")
+            make(path, size)
+            subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm page cache
+            elapsed, rss, verdict = measure(path)
+            gib = path.stat().st_size / (1 << 30)
+            print(
+                f"{name:12s} {gib:.2f} GiB  scan {elapsed:.3f} s ({elapsed / gib:.3f} s/GiB)  "
+                f"peak RSS {rss:.0f} MiB  verdict {verdict}",
+                flush=True,
+            )
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()
