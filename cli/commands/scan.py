@@ -2,6 +2,9 @@
 
 ``scan`` prints each file's format (detected from content), verdict and the globals a pickle
 would import, then exits 18 when any file is dangerous (after printing, so scripts get the list).
+A TARGET that is not an existing local path is a vault reference: the version is pulled (``read``
+checked first, every byte and the trust policy verified as by ``pull``) into a temporary directory,
+scanned there, and the directory removed.
 ``inspect`` summarizes safetensors/GGUF headers, numpy arrays and pickle globals; a hostile header
 is exit 2. Nothing is unpickled. The library is :mod:`vault.scan`, imported inside the commands.
 """
@@ -9,6 +12,7 @@ is exit 2. Nothing is unpickled. The library is :mod:`vault.scan`, imported insi
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,13 +22,16 @@ from rich.table import Table
 from vault.errors import NotFoundError, UnsafeContentError
 
 from .. import output
-from ..app import JsonOpt, app, handle_errors
+from ..app import JsonOpt, app, global_options, handle_errors, open_vault
 from ..output import emit_json, human_size
 
 if TYPE_CHECKING:
     from vault.scan import ScanReport
 
 PathArg = Annotated[Path, typer.Argument(help="A file or a directory.", show_default=False)]
+TargetArg = Annotated[
+    str, typer.Argument(help="A file, a directory, or a vault reference (team/m@v3).", show_default=False)
+]
 StrictOpt = Annotated[
     bool,
     typer.Option(
@@ -34,13 +41,39 @@ StrictOpt = Annotated[
 ]
 
 
-def _local(path: Path) -> Path:
-    if not path.exists() and not path.is_symlink():
-        raise NotFoundError(f"no such file or directory: {path} (scanning a vault reference is not built)")
+def _quiet_scanner() -> None:
     # picklescan logs what it cannot parse; the verdict already says so, in one line per file.
     logging.getLogger("picklescan").addHandler(logging.NullHandler())
     logging.getLogger("picklescan").propagate = False
+
+
+def _local(path: Path) -> Path:
+    if not path.exists() and not path.is_symlink():
+        raise NotFoundError(f"no such file or directory: {path}")
+    _quiet_scanner()
     return path
+
+
+def _is_local(target: str) -> bool:
+    path = Path(target)
+    return path.exists() or path.is_symlink() or "/" not in target or target.startswith((".", "/", "~"))
+
+
+def _scan_ref(ctx: typer.Context, ref: str, strict: bool) -> ScanReport:
+    """Pull ``ref`` into a temporary directory (verified as by ``pull``) and scan it there."""
+    from vault.scan.scanner import scan_path
+
+    from ..verification import pull_verifier, report_pull_verification
+
+    _quiet_scanner()
+    with tempfile.TemporaryDirectory(prefix="mlvault-scan-") as tmp, open_vault(ctx) as v:
+        v.require("read", ref, action="pull")  # before any key is unlocked
+        v.unlock()
+        check = pull_verifier(v, verify=True)
+        dest = Path(tmp) / ref.split("@", 1)[0].rsplit("/", 1)[-1]
+        v.pull(ref, dest, verifier=check)
+        report_pull_verification(check, quiet=True)
+        return scan_path(dest, strict=strict)
 
 
 def _render_scan(report: ScanReport) -> None:
@@ -60,11 +93,17 @@ def _render_scan(report: ScanReport) -> None:
 
 @app.command("scan")
 @handle_errors
-def scan_command(path: PathArg, json_out: JsonOpt = False, strict: StrictOpt = True) -> None:
-    """Scan files for pickles that would run code when loaded (exit 18 if any is dangerous)."""
+@global_options
+def scan_command(
+    ctx: typer.Context, target: TargetArg, json_out: JsonOpt = False, strict: StrictOpt = True
+) -> None:
+    """Scan files or a vault version for pickles that would run code when loaded (exit 18 if dangerous)."""
     from vault.scan.scanner import scan_path
 
-    report = scan_path(_local(path), strict=strict)
+    if _is_local(target):
+        report = scan_path(_local(Path(target)), strict=strict)
+    else:
+        report = _scan_ref(ctx, target, strict)
     if json_out:
         emit_json(report.to_json())
     else:
