@@ -57,7 +57,12 @@ def _render_policy(view: PolicyView | None, json_out: bool) -> None:
             )
         return
     rules = [
-        {"namespace": r.namespace, "threshold": r.threshold, "keys": [k.fingerprint for k in r.keys]}
+        {
+            "namespace": r.namespace,
+            "threshold": r.threshold,
+            "keys": [k.fingerprint for k in r.keys],
+            "old_syntax": r.namespace in view.legacy,
+        }
         for r in view.rules
     ]
     if json_out:
@@ -78,6 +83,12 @@ def _render_policy(view: PolicyView | None, json_out: bool) -> None:
     for r in view.rules:
         table.add_row(r.namespace, str(r.threshold), "\n".join(k.fingerprint for k in r.keys))
     output.out.print(table)
+    for glob in view.legacy:
+        output.err.print(
+            f"warning: rule {glob!r} uses the old glob syntax and refuses what it covers (exit 8): replace "
+            "it with a pattern ('+' one segment, '*' only at the end) via `trust remove` and `trust add`",
+            markup=False,
+        )
 
 
 @trust_app.command("add")
@@ -85,7 +96,9 @@ def _render_policy(view: PolicyView | None, json_out: bool) -> None:
 @global_options
 def trust_add(
     ctx: typer.Context,
-    namespace: Annotated[str, typer.Argument(help="Artifact-name glob, e.g. 'team/*'.")],
+    namespace: Annotated[
+        str, typer.Argument(help="Artifact-name pattern, e.g. 'team/*' or 'team/+/resnet' (as grants).")
+    ],
     key: Annotated[Path, typer.Option("--key", "-k", help="Public key PEM to trust.")],
     admin_key: AdminKeyOpt = None,
     threshold: Annotated[

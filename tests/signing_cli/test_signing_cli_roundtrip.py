@@ -69,7 +69,9 @@ def test_sign_trust_verify_pull_export(run: Run, vault_ready: str, keys: Keys, t
     assert "pinned trust-policy admin key" in added.stderr
     shown = json.loads(ok(run("trust", "show", "--json")).stdout)
     assert shown["serial"] == 1 and shown["admin_fingerprint"] == keys.fingerprint("admin")
-    assert shown["rules"] == [{"namespace": "team/*", "threshold": 1, "keys": [keys.fingerprint("signer")]}]
+    assert shown["rules"] == [
+        {"namespace": "team/*", "threshold": 1, "keys": [keys.fingerprint("signer")], "old_syntax": False}
+    ]
 
     report = json.loads(ok(run("verify", vault_ready, "--json")).stdout)
     assert report["trusted_signers"] == [keys.fingerprint("signer")] and report["rule"] == "team/*"

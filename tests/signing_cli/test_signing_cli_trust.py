@@ -267,7 +267,12 @@ def test_a_stored_policy_with_an_old_glob_loads_and_tells_how_to_fix_it(
     catalog_writer.store_policy(2, sign_policy(old, admin), "admin")
     ok(run("sign", vault_ready, "--key", "signer"))
     shown = json.loads(ok(run("trust", "show", "--json")).stdout)
-    assert [r["namespace"] for r in shown["rules"]] == ["lab/*", "team/*/resnet"]
+    assert [(r["namespace"], r["old_syntax"]) for r in shown["rules"]] == [
+        ("lab/*", False),
+        ("team/*/resnet", True),
+    ]
+    listed = ok(run("trust", "show"))
+    assert "warning: rule 'team/*/resnet' uses the old glob syntax" in listed.stderr
     fails(run("verify", vault_ready), 8, "trust rule 'team/*/resnet'", "old glob syntax", "team/+/resnet")
     fails(run("pull", vault_ready, str(tmp_path / "out")), 8, "old glob syntax")
     _nothing_written(tmp_path / "out")

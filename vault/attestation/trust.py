@@ -32,6 +32,7 @@ from vault.signing.policy import (
     TrustedKey,
     TrustPolicy,
     TrustRule,
+    legacy_rules,
     sign_policy,
     verify_policy,
 )
@@ -49,6 +50,11 @@ class PolicyView:
     admin_fingerprint: str
     rules: tuple[TrustRule, ...]
     admin_pinned_now: str | None = None
+
+    @property
+    def legacy(self) -> tuple[str, ...]:
+        """Rules written in the old glob syntax: they refuse what they cover until replaced."""
+        return tuple(r.namespace for r in legacy_rules(TrustPolicy(self.rules)))
 
 
 @dataclass(frozen=True)
