@@ -142,3 +142,4 @@ def test_select_included_drops_lineage_to_excluded_parents_and_their_rings() -> 
         layout.version_record_key(vb, "9" * 64)
     )
     assert wanted(layout.tag_record_key("7" * 32, 1))
+    assert wanted(layout.owner_identity_key("5" * 32))  # vault-wide kinds are kept whole

@@ -13,12 +13,13 @@ packs and chunk index, and the key slots of the kept keyrings and of the owner r
 describe the vault rather than its artifacts are kept whole: trust and access policies, principals
 and grants, schedules, key events, and the audit log (its rows form one hash chain and cannot be
 thinned without breaking ``audit verify``; they may name excluded artifacts). Of the stored
-objects: ``config``, the audit checkpoints, the slots under ``keys/owner/`` and ``keys/<kept
-ring>/``, the owner identity, the manifests (and re-sealed manifests) and provenance records of
-included versions, every tag's provenance records (a tag id is a keyed hash: nothing here can tell
-which artifact a tag belongs to, and a record of a tag the restored vault lacks is never read), and
-the kept packs; any other vault object is left out. A restore of such a snapshot is a working
-vault holding only those artifacts.
+objects, only those of one version or keyring are filtered: the slots under ``keys/owner/`` and
+``keys/<kept ring>/``, the manifests (and re-sealed manifests) and provenance records of included
+versions, and the kept packs. Every other kind describes the vault and is kept whole — ``config``,
+the audit checkpoints, the owner identity, every tag's provenance records (a tag id is a keyed hash:
+nothing here can tell which artifact a tag belongs to, and a record of a tag the restored vault
+lacks is never read), and any kind added later, so a new vault-wide object is never silently lost.
+A restore of such a snapshot is a working vault holding only those artifacts.
 """
 
 from __future__ import annotations
@@ -82,18 +83,14 @@ def select_included(rows: Rows, patterns: tuple[str, ...]) -> tuple[Rows, Callab
     by("key_slots", "ring", rings | {layout.OWNER_RING})
 
     def wanted(key: str) -> bool:
-        if key == layout.CONFIG or layout.parse_audit_checkpoint_key(key) is not None:
-            return True
-        if layout.parse_owner_identity_key(key) is not None:  # the owner's signing key: kept whole
-            return True
-        record = layout.parse_version_record_key(key)
-        if record is not None:
-            return record[0] in version_ids
-        if layout.parse_tag_record_key(key) is not None:
-            return True
+        # Objects of one version or keyring are filtered; every other kind (config, checkpoints, the
+        # owner identity, tag records, and kinds added later) describes the vault and is kept whole.
         slot = layout.parse_slot_key(key)
         if slot is not None:
             return slot[0] == layout.OWNER_RING or slot[0] in rings
+        record = layout.parse_version_record_key(key)
+        if record is not None:
+            return record[0] in version_ids
         manifest = layout.parse_manifest_key(key)
         if manifest is None:
             resealed = layout.parse_resealed_manifest_key(key)
@@ -101,6 +98,6 @@ def select_included(rows: Rows, patterns: tuple[str, ...]) -> tuple[Rows, Callab
         if manifest is not None:
             return manifest in version_ids
         pack = layout.parse_pack_key(key)
-        return pack is not None and pack in pack_ids
+        return pack is None or pack in pack_ids
 
     return out, wanted
