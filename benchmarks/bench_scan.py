@@ -2,7 +2,11 @@
 object (the worst case: picklescan holds the whole stream's opcodes), each scanned in a fresh
 process so peak RSS is the scan's own.
 
-    python benchmarks/bench_scan.py --size-mib 1024 --workdir /tmp
+    python benchmarks/bench_scan.py --size-mib 1024 --workdir /tmp [--push]
+
+With ``--push``, the PyTorch zip is also pushed into a fresh local vault (in-process, SQLite), once
+with the push-time gate (``vault.scan.gate.scan_before_push`` first) and once without, each in a
+fresh process: the overhead the gate adds to a push, and both peak RSS figures.
 """
 
 from __future__ import annotations
@@ -59,6 +63,32 @@ print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, report
 """
 
 
+PUSH_CHILD = """
+import resource, sys, time
+from pathlib import Path
+import vault
+from vault.crypto.kdf import KdfParams
+src, dest, gate = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "gate"
+v = vault.init_vault(dest, passphrase=b"bench", kdf=KdfParams(1, 8, 1))
+t = time.perf_counter()
+if gate:
+    from vault.scan.gate import scan_before_push
+    scan_before_push(src)
+v.push(src, "team/model")
+elapsed = time.perf_counter() - t
+v.close()
+print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def measure_push(path: Path, workdir: str, gate: bool) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        args = [sys.executable, "-c", PUSH_CHILD, str(path), str(Path(tmp) / "v"), "gate" if gate else "none"]
+        out = subprocess.run(args, capture_output=True, text=True, check=True)
+    elapsed, rss = out.stdout.split()
+    return float(elapsed), float(rss)
+
+
 def measure(path: Path) -> tuple[float, float, str]:
     out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, check=True)
     elapsed, rss, verdict = out.stdout.split()
@@ -69,6 +99,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--workdir", default=tempfile.gettempdir())
+    parser.add_argument(
+        "--push", action="store_true", help="also push the PyTorch zip with and without the gate"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="push runs per mode (medians printed)")
     args = parser.parse_args()
     size = args.size_mib * MIB
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -87,6 +121,21 @@ def main() -> None:
                 f"peak RSS {rss:.0f} MiB  verdict {verdict}",
                 flush=True,
             )
+            if args.push and name == "pytorch zip":
+                runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+                for _ in range(args.repeat):
+                    for gate in (False, True):
+                        runs[gate].append(measure_push(path, args.workdir, gate))
+                plain = sorted(r[0] for r in runs[False])[len(runs[False]) // 2]
+                gated = sorted(r[0] for r in runs[True])[len(runs[True]) // 2]
+                print(
+                    f"push {gib:.2f} GiB pytorch zip: without scan {plain:.2f} s (RSS "
+                    f"{max(r[1] for r in runs[False]):.0f} MiB), with scan {gated:.2f} s (RSS "
+                    f"{max(r[1] for r in runs[True]):.0f} MiB), "
+                    f"overhead {100 * (gated - plain) / plain:+.1f} % "
+                    f"(medians of {args.repeat})",
+                    flush=True,
+                )
             path.unlink()
 
 

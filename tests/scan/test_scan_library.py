@@ -223,3 +223,17 @@ def test_inspect_refuses_hostile_headers_with_one_line(tmp_path: Path, case: str
         inspect_path(tmp_path / "x.bin")
     assert words in str(caught.value) and "\n" not in str(caught.value)
     assert str(caught.value).startswith("x.bin: ")
+
+
+def test_the_push_gate_refuses_dangerous_content_unless_allowed(tmp_path: Path) -> None:
+    from vault.errors import UnsafeContentError
+    from vault.scan.gate import scan_before_push
+
+    corpus.write(tmp_path / "m", corpus.clean() | {"evil.bin": corpus.malicious()["runpy.pkl"]})
+    with pytest.raises(UnsafeContentError) as caught:
+        scan_before_push(tmp_path / "m")
+    assert caught.value.exit_code == 18
+    assert "evil.bin (pickle) imports runpy._run_code" in str(caught.value)
+    allowed = scan_before_push(tmp_path / "m", allow_unsafe=True)
+    assert [f.path for f in allowed.dangerous] == ["evil.bin"]
+    assert scan_before_push(tmp_path / "m" / "model.safetensors").verdict is Verdict.NOT_APPLICABLE
