@@ -16,13 +16,16 @@ from . import output
 from .app import app, one_line
 from .commands import (  # noqa: F401 — importing a command module registers its commands
     access,
+    attest,
     audit,
     backup,
     backup_maint,
     core,
     identity,
     keys,
+    namespace,
     rekey,
+    scan,
     sign,
     signature,
     trust,

@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, TypeVar
 
 from vault import keystore, layout
 from vault.crypto import aead
 from vault.crypto.keyring import Keyring
-from vault.errors import AuthenticationError, IntegrityError, MlvaultError
+from vault.errors import AuthenticationError, IntegrityError, MlvaultError, UsageError
 from vault.formats import keyring as keyring_format
 from vault.formats import keyslot
 from vault.keys import slots
@@ -89,6 +89,7 @@ class KeyCache:
         actor: str = "mlvault",
         clock: Clock = utc_now,
         on_owner_key: Callable[[bytes], None] | None = None,
+        admin_fingerprints: Callable[[], Collection[str]] | None = None,
     ) -> None:
         if key_pins is None and isinstance(slot_memory, KeyPinStore):
             key_pins = slot_memory  # a ClientState is both
@@ -107,6 +108,7 @@ class KeyCache:
         self._keyrings: dict[str, Keyring] = {}
         self._lock = threading.RLock()
         self._on_owner_key = on_owner_key
+        self._admin_fingerprints = admin_fingerprints
 
     @property
     def vault_id(self) -> bytes:
@@ -136,6 +138,10 @@ class KeyCache:
             if self._identity is None and self.sources.identity is not None:
                 self._identity = self.sources.identity()
             return self._identity
+
+    def admin_fingerprints(self) -> Collection[str]:
+        """The root admin keys this client pinned for the vault (trust and access policy), if any."""
+        return () if self._admin_fingerprints is None else self._admin_fingerprints()
 
     def kms(self) -> KmsKeys:
         """The KMS client to make or open aws-kms slots with."""
@@ -365,7 +371,14 @@ class KeyCache:
         return next((ns for ns, ring in names.items() if ring == ring_id), f"of keyring {ring_id}")
 
     def keyring_for_namespace(self, catalog: Catalog, namespace: str) -> Keyring:
-        """The keyring of ``namespace``, created (and registered in the catalog) on first use."""
+        """The keyring of ``namespace``, created (and registered in the catalog) on first use.
+
+        A deeper namespace (``team/secret``) has a keyring only if ``namespace create --own-keyring``
+        made one; :func:`vault.keys.subtrees.keyring_for_namespace` finds it through its owner-signed
+        record, never through the catalog alone; it is refused here.
+        """
+        if "/" in namespace:  # never from the catalog alone, never created here
+            raise UsageError(f"{namespace} is not a top-level namespace (see vault.keys.subtrees)")
         ring_id = catalog.keyring_for(namespace)
         if ring_id is not None:
             return self.keyring(ring_id)

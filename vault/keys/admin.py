@@ -26,7 +26,7 @@ from vault.catalog.keyslots import SlotRecord, check_label
 from vault.crypto.kdf import KdfParams
 from vault.errors import NotFoundError, UsageError
 from vault.formats import keyslot
-from vault.keys import slots
+from vault.keys import slots, subtrees
 from vault.keys.slots import StoredSlot
 from vault.storage import Backend
 
@@ -164,7 +164,7 @@ def add_recipient(
     """Wrap ``namespace``'s keyring to ``public`` (read and push there); returns the slot id."""
     label = _label(label) or public.name
     keys.owner_key()
-    keyring = keys.keyring_for_namespace(catalog, namespace)
+    keyring = subtrees.keyring_for_namespace(keys, backend, catalog, namespace)
     ring = keyring.ring_id.hex()
     slot_id = slots.write_x25519_slot(
         backend, keys.vault_id, ring, public.x25519_public, slots.keyring_secret(keyring)

@@ -62,7 +62,7 @@ from vault.crypto.keyring import Keyring
 from vault.errors import AuthenticationError, DecryptionError, IntegrityError, NotFoundError, UsageError
 from vault.formats import keyring as keyring_format
 from vault.formats import keyslot
-from vault.keys import slots
+from vault.keys import slots, subtrees
 from vault.keys.owner_rotation import OwnerRotation, Step, rotate_owner_key
 from vault.keys.slots import StoredSlot
 from vault.storage import Backend
@@ -275,7 +275,8 @@ def rekey_namespace(
     opened first. ``step`` is called after each write or delete (tests kill there).
     """
     keys.owner_key()
-    ring = ring_of(catalog, namespace)
+    # A deeper namespace's own keyring through its owner-signed record (vault.keys.subtrees).
+    ring = subtrees.ring_of_namespace(keys, backend, catalog, namespace) or ring_of(catalog, namespace)
     stored = slots.scan_ring(backend, keys.vault_id, ring)
     refuse_unrewrappable(unrewrappable(stored, catalog), namespace, drop=drop_unrewrappable)
     rotation = None

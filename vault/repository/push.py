@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vault.catalog import FileRow, NewVersion, VersionRow
+from vault.catalog.versions import Seal
 from vault.chunking import Chunker
 from vault.crypto.keyring import new_id
 from vault.formats.manifest import Manifest
+from vault.keys.subtrees import keyring_for_artifact
 from vault.repository import Repository
 from vault.repository.chunkstore import ChunkStore, push_file
 from vault.repository.manifests import store_manifest
@@ -37,6 +39,7 @@ class PushRequest:
     metadata: dict[str, str]
     parents: tuple[VersionRow, ...]
     principal: str
+    seal: Seal | None = None  # stores the provenance records (vault.access.provenance_gate)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def push_version(
     backend, catalog, config = repo.backend, repo.catalog, repo.config
     source = scan_source(request.path)
     namespace = request.artifact.split("/", 1)[0]
-    keyring = repo.keys.keyring_for_namespace(catalog, namespace)
+    # The deepest namespace with a keyring of its own (owner-signed record), else the top level's.
+    keyring = keyring_for_artifact(repo.keys, backend, catalog, request.artifact)
     files = []
     writer = PackWriter(backend, catalog, keyring, config.pack_size, uploads=backend.upload_concurrency)
     pool = ThreadPoolExecutor(max_workers=repo.workers, thread_name_prefix="push")
@@ -117,7 +121,8 @@ def push_version(
             metadata=request.metadata,
             parents=[p.id for p in request.parents],
             tags=request.tags,
-        )
+        ),
+        request.seal,
     )
     return PushResult(
         request.artifact,
