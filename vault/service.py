@@ -199,6 +199,8 @@ class Vault:
         self.require(Capability.PUSH, artifact, action="push")
         if tags:
             self.require(Capability.TAG, artifact, action="tag")
+        if parents:  # lineage names its parents: the caller must be allowed to see them
+            self.require(Capability.LIST, *parents, action="log")
         existing_kind = self.catalog.artifact_kind(artifact)
         kind = kind or existing_kind or "model"
         if kind not in KINDS:

@@ -76,6 +76,8 @@ def push(
         v.require("push", artifact, action="push")  # before any key is unlocked
         if tag:
             v.require("tag", artifact, action="tag")
+        if parent:
+            v.require("list", *parent, action="log")
         v.unlock()
         with progress_bar("push", not quiet) as progress:
             result = v.push(

@@ -79,15 +79,20 @@ def test_what_a_principal_is_granted_passes_the_gate(
     pulled = world.run("alice", "pull", "team/vision/resnet@candidate", str(out / "a"))
     assert pulled.exit_code == 0, pulled.stderr
     assert (out / "a" / "weights.bin").read_bytes() == (world.src / "weights.bin").read_bytes()
+    world.ok(None, "key", "new", "release", "--unencrypted")
+    signed = world.ok("alice", "sign", REF, "--key", "release")
+    assert "signed team/vision/resnet@v1" in signed.stdout
     world.ok("root", "keys", "ls")
     world.ok("bob", "keys", "ls")
     world.ok("bob", "show", "team/nlp/bert@v1")
     # ci's push grant on team/vision/+ passes the gate; its missing key slot then stops it (exit 4)
     assert world.run("ci", "push", str(world.src), "team/vision/resnet").exit_code == 4
-    # show leaves out parents the caller may not list
-    world.ok(
-        "alice", "push", str(world.src), "team/vision/derived", "--from", "research/model@v1", "--from", REF
-    )
+    # lineage needs list on the parents; show leaves out parents the caller may no longer list
+    derive = ("push", str(world.src), "team/vision/derived", "--from", "research/model@v1", "--from", REF)
+    assert world.run("alice", *derive).exit_code == REFUSED
+    world.ok(None, "grant", "alice", "research/model", "list", "--admin-key", "root")
+    world.ok("alice", *derive)
+    world.ok(None, "revoke", "alice", "research/model", "list", "--admin-key", "root")
     shown = json.loads(world.ok("alice", "show", "team/vision/derived@v1", "--json").stdout)
     assert shown["parents"] == [REF]
     shown = json.loads(world.ok(None, "show", "team/vision/derived@v1", "--json").stdout)
@@ -107,6 +112,7 @@ DECIDED = [
     ("ci", ("pull", REF, "OUT"), "grant team/vision/+ (list,push) to ci"),
     ("ci", ("push", "SRC", "team/vision/resnet/big"), "default deny: no rule of ci matches"),
     ("ci", ("tag", REF, "prod"), "lacks tag"),
+    ("alice", ("push", "SRC", "team/x", "--from", "research/model@v1"), "alice may not log research/model"),
     ("bob", ("pull", "team/secret/keys@v1", "OUT"), "deny team/secret/* to bob"),
     ("bob", ("log", "team/secret/keys"), "a deny wins over every grant, admin included"),
 ]
