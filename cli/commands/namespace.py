@@ -36,6 +36,7 @@ def namespace_create(
     if not own_keyring:
         raise UsageError("a namespace needs creating only to get a keyring of its own: add --own-keyring")
     with open_vault(ctx) as v:
+        v.gate.require_admin("create namespaces")  # exit 15 before the owner key is unlocked
         ring = create_subtree(v.keys, v.backend, v.catalog, namespace)
     output.out.print(
         f"namespace {namespace} has keyring {ring}: pushes under it are sealed with it, and only its slots "

@@ -29,6 +29,7 @@ def commands(w: World, dest: str) -> dict[str, tuple[str, ...]]:
         "keys": ("keys", "ls"),
         "check": ("check",),
         "rekey": ("rekey", "team"),
+        "namespace": ("namespace", "create", "team/fresh", "--own-keyring"),
         "audit": ("audit", "ls"),
         "principal": ("principal", "ls"),
         "backup": (
