@@ -6,12 +6,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import vault
 from vault.backup.ping import MAX_BODY_BYTES, HealthcheckPinger
 from vault.errors import UsageError
 
@@ -150,3 +151,19 @@ def test_credentials_never_appear_in_messages() -> None:
 def test_a_non_positive_timeout_is_refused(timeout: float) -> None:
     with pytest.raises(UsageError, match="timeout"):
         HealthcheckPinger("https://hc-ping.com/uuid", timeout=timeout)
+
+
+def test_a_refused_backup_job_pings_fail(server: PingServer, make_vault: Callable[..., vault.Vault]) -> None:
+    from vault.backup.job import BackupJob
+    from vault.backup.signature import Acceptance
+    from vault.errors import ConfigurationError
+
+    v = make_vault()
+    # A policy listing a service principal, and a job with no identity: refused before anything runs.
+    acceptance = Acceptance(frozenset(), (("f" * 64, "backup-job", None, None),))
+    with pytest.raises(ConfigurationError, match="backup-job"):
+        v.backup_runner().run_due(ping_url=f"{server.base}/ping/abc", job=BackupJob(None, acceptance))
+    ((method, path, body),) = server.recorder.requests
+    assert (method, path) == ("POST", "/ping/abc/fail") and body.startswith(
+        b"refused: this vault's access policy"
+    )

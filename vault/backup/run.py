@@ -160,8 +160,8 @@ class BackupRunner:
     ) -> RunReport:
         """Run every enabled schedule that is due (or whose last run was interrupted)."""
         job = job or BackupJob()
-        job.acceptance.check_job(job.signer, self._clock())
         pinger = None if ping_url is None else HealthcheckPinger(ping_url)
+        self._check_job(job, pinger)
         now = self._clock()
         latest = self._catalog.latest_backup_runs()
         plan: list[tuple[ScheduleRecord, datetime | None]] = []
@@ -187,11 +187,20 @@ class BackupRunner:
     ) -> RunReport:
         """Run schedule ``name`` now, due or not."""
         job = job or BackupJob()
-        job.acceptance.check_job(job.signer, self._clock())
         pinger = None if ping_url is None else HealthcheckPinger(ping_url)
+        self._check_job(job, pinger)
         record = self._catalog.backup_schedule(name)
         latest = self._catalog.latest_backup_runs()
         return self._run_plan([(record, None)], latest, metrics_file, pinger, job)
+
+    def _check_job(self, job: BackupJob, pinger: HealthcheckPinger | None) -> None:
+        """Refuse (exit 8) a job whose snapshots the vault would not accept; monitoring hears of it."""
+        try:
+            job.acceptance.check_job(job.signer, self._clock())
+        except ConfigurationError as exc:
+            if pinger is not None:
+                pinger.fail(f"refused: {exc}")  # a warning it may return is lost with the refusal
+            raise
 
     def snapshots(self, name: str) -> list[snapshot.ObjectList]:
         """The snapshots on schedule ``name``'s target, oldest first (no key needed)."""
