@@ -1,6 +1,6 @@
 """``mlvault namespace create NS --own-keyring``: give a deeper namespace a keyring of its own.
 
-Then read access to ``NS/*`` can be enforced by keys: only slots on that keyring open what is pushed
+Then a read grant on ``NS/*`` is enforced by keys: only slots on that keyring open what is pushed
 under NS (:mod:`vault.keys.subtrees` says how pushes find it and why a catalog writer cannot make
 them fall back to the top-level keyring).
 """
@@ -40,6 +40,6 @@ def namespace_create(
         ring = create_subtree(v.keys, v.backend, v.catalog, namespace)
     output.out.print(
         f"namespace {namespace} has keyring {ring}: pushes under it are sealed with it, and only its slots "
-        f"open them (`mlvault keys add-recipient FILE.pub --namespace {namespace}`)",
+        f"open them (`mlvault grant NAME '{namespace}/*' read` adds one)",
         markup=False,
     )

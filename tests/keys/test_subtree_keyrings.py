@@ -213,3 +213,28 @@ def test_a_recipient_of_the_namespace_reads_it_and_nothing_else_and_rekey_works(
         v.pull("team/secret/model@v2", tmp_path / "carol-v2")
         with pytest.raises(AuthenticationError, match="no key slot you can open"):
             v.pull("team/public/model", tmp_path / "carol-public")
+
+
+def test_a_read_grant_on_the_namespace_is_enforced_by_its_keyring(
+    path: Path, tmp_path: Path, owner: Callable[[], vault.Vault], catalog_url: str | None
+) -> None:
+    from vault.access.patterns import Capability
+    from vault.keys.owner_identity import owner_signer
+
+    read = frozenset({Capability.READ, Capability.LIST})
+    with owner() as v:
+        admin, secret = owner_signer(v.keys, v.backend), v.catalog.keyring_for("team/secret")
+        access = v.access(ClientState.default())
+        access.add_principal("erin", new_identity("erin"), admin)
+        change = access.grant("erin", "team/secret/*", read, admin).key_changes
+        assert [(c.namespace, bool(c.added_slot)) for c in change] == [("team/secret", True)]
+        (view,) = access.grants("erin")
+        assert view.enforced_by == "keys" and "keyring team/secret" in view.note
+        assert {s.ring for s in v.key_slots() if s.kind == "x25519"} == {secret}
+    with vault.open_vault(str(path), catalog_url=catalog_url, identity=lambda: load_identity("erin")) as v:
+        v.pull("team/secret/model", tmp_path / "erin")
+    with owner() as v:
+        admin, access = owner_signer(v.keys, v.backend), v.access(ClientState.default())
+        (gone,) = access.deny("erin", "team/*", admin).key_changes  # a deny above it takes the slot away
+        assert gone.namespace == "team/secret" and gone.removed_slots and gone.epoch == 1
+        assert not [s for s in v.key_slots() if s.kind == "x25519"]

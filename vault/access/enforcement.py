@@ -7,6 +7,7 @@ one enforces it and what the user should know.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from vault.access.patterns import STAR, Capability, Rule, check_pattern
@@ -27,12 +28,17 @@ class GrantView:
     note: str
 
 
-def keyring_namespace(pattern: str) -> str | None:
-    """The top-level namespace whose whole keyring ``pattern`` covers (``team/*`` → ``team``), else None."""
+def keyring_namespace(pattern: str, own: Collection[str] = ()) -> str | None:
+    """The namespace whose whole keyring ``pattern`` covers (``team/*`` → ``team``), else None.
+
+    ``own``: deeper namespaces with a keyring of their own (vault.keys.subtrees), so
+    ``team/secret/*`` → ``team/secret`` when it is one of them.
+    """
     segments = check_pattern(pattern)
-    if len(segments) == 2 and segments[1] == STAR and segments[0] not in (STAR, "+"):
-        return segments[0]
-    return None
+    if len(segments) < 2 or segments[-1] != STAR or any(s in (STAR, "+") for s in segments[:-1]):
+        return None
+    prefix = "/".join(segments[:-1])
+    return prefix if len(segments) == 2 or prefix in own else None
 
 
 def holds_keyring_read(policy: AccessPolicy, principal: Principal, namespace: str) -> bool:
@@ -41,16 +47,23 @@ def holds_keyring_read(policy: AccessPolicy, principal: Principal, namespace: st
         return False
     whole = f"{namespace}/*"
     mine = policy.rules_of(principal.id)
-    if any(r.deny and r.pattern in (whole, STAR) for r in mine):
+    # A deny on the namespace or any namespace above it (team/* covers team/secret) takes the slot away.
+    above = [r.pattern[:-1] for r in mine if r.deny and r.pattern.endswith("/*")]  # "team/" for team/*
+    if any(r.deny and r.pattern == STAR for r in mine) or any(f"{namespace}/".startswith(p) for p in above):
         return False
     return any(r.pattern == whole and r.allows(Capability.READ) for r in mine)
 
 
 def enforcement(
-    policy: AccessPolicy, who: Principal, rule: Rule, slots: set[tuple[str | None, str | None]]
+    policy: AccessPolicy,
+    who: Principal,
+    rule: Rule,
+    slots: set[tuple[str | None, str | None]],
+    own: Collection[str] = (),
 ) -> tuple[str, str]:
-    """(``keys`` or ``policy``, a note) for one rule, given the x25519 slots (namespace, recipient)."""
-    namespace = keyring_namespace(rule.pattern)
+    """(``keys`` or ``policy``, a note) for one rule, given the x25519 slots (namespace, recipient) and
+    the deeper namespaces with a keyring of their own."""
+    namespace = keyring_namespace(rule.pattern, own)
     if rule.deny:
         if namespace or rule.pattern == STAR:
             return "keys", "a deny on a whole namespace removes the principal's key slots there"
@@ -59,8 +72,8 @@ def enforcement(
     if namespace is None:
         if reads:
             return "policy", (
-                "keys are per top-level namespace: only policy enforces read on this pattern "
-                "(grant read on NS/* to wrap a keyring)"
+                "keys are per top-level namespace (or one created with its own keyring): only policy "
+                "enforces read on this pattern (grant read on NS/* to wrap a keyring)"
             )
         return "policy", "writes are enforced by policy and signed records"
     if reads and holds_keyring_read(policy, who, namespace):

@@ -201,13 +201,15 @@ class AccessControl:
         if policy is None:
             return []
         only = policy.named(principal).id if principal else None
-        slots = {(s.namespace, s.recipient) for s in self._keyrings.key_slots() if s.kind == "x25519"}
+        every = self._keyrings.key_slots()
+        slots = {(s.namespace, s.recipient) for s in every if s.kind == "x25519"}
+        own = {s.namespace for s in every if s.namespace and "/" in s.namespace}  # vault.keys.subtrees
         views = []
         for rule in sorted(policy.rules, key=lambda r: (r.principal_id, r.pattern, r.deny)):
             who = policy.by_id(rule.principal_id)
             if who is None or (only and rule.principal_id != only):
                 continue
-            by, note = enforcement(policy, who, rule, slots)
+            by, note = enforcement(policy, who, rule, slots, own)
             caps = tuple(sorted(c.value for c in rule.capabilities))
             views.append(GrantView(who.name, who.id, rule.pattern, caps, rule.deny, by, note))
         return sorted(views, key=lambda v: (v.principal, v.pattern, v.deny))
@@ -346,16 +348,21 @@ class AccessControl:
         who = before.named(name)
         now = after.by_id(who.id)
         assert now is not None
+        every = self._keyrings.key_slots()
         slots = [
             s
-            for s in self._keyrings.key_slots()
+            for s in every
             if s.kind == "x25519" and s.opens == "keyring" and s.recipient == who.fingerprint and s.namespace
         ]
         if pattern is None or pattern == STAR:
             namespaces = {s.namespace for s in slots if s.namespace}
-        else:
-            namespace = keyring_namespace(pattern)
+        else:  # a deeper namespace counts when it has a keyring of its own (vault.keys.subtrees)
+            namespace = keyring_namespace(
+                pattern, {s.namespace for s in every if s.namespace and "/" in s.namespace}
+            )
             namespaces = {namespace} if namespace else set()
+            if pattern.endswith("/*"):  # and slots held below it (a deny on team/* reaches team/secret)
+                namespaces |= {ns for s in slots if (ns := s.namespace) and f"{ns}/".startswith(pattern[:-1])}
         changes = []
         for ns in sorted(namespaces):
             held = [s.slot_id for s in slots if s.namespace == ns]
