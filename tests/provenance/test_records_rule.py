@@ -183,3 +183,26 @@ def test_damaged_and_misplaced_records_are_refused(catalog: Catalog) -> None:
     w.backend.put(layout.version_record_key(v.id, other.digest), w.backend.get(other.storage_key))
     with pytest.raises(ProvenanceRefusedError, match="not this version"):
         w.records.check_version(v, w.policy, w.admins)
+
+
+def test_concurrent_tag_moves_take_distinct_numbers(catalog: Catalog) -> None:
+    import threading
+
+    w = World(catalog)
+    targets = [f"{i:02d}" * 16 for i in range(1, 9)]
+    moves: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def move(target: str) -> None:
+        row = w.records.write_tag(w.as_alice, w.policy, "team/model", "prod", target, index=False)
+        assert row.seq is not None
+        with lock:
+            moves[row.seq] = target
+
+    threads = [threading.Thread(target=move, args=(t,)) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(moves) == list(range(1, 9))  # write-once storage gave each mover its own number
+    w.records.check_tag("team/model", "prod", version(vid=moves[8]), w.policy, w.admins)
