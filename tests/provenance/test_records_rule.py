@@ -206,3 +206,16 @@ def test_concurrent_tag_moves_take_distinct_numbers(catalog: Catalog) -> None:
         t.join()
     assert sorted(moves) == list(range(1, 9))  # write-once storage gave each mover its own number
     w.records.check_tag("team/model", "prod", version(vid=moves[8]), w.policy, w.admins)
+
+
+def test_a_planted_last_numbered_tag_record_is_named(catalog: Catalog) -> None:
+    from vault.access.provenance import MAX_SEQ
+    from vault.errors import IntegrityError
+
+    w = World(catalog)
+    tid = tag_id(VAULT, "team/model", "prod")
+    w.backend.put(layout.tag_record_key(tid, MAX_SEQ), b"planted")
+    with pytest.raises(IntegrityError, match="planted"):
+        w.records.write_tag(w.as_alice, w.policy, "team/model", "prod", "01" * 16)
+    with pytest.raises(ProvenanceRefusedError, match="unusable"):
+        w.records.check_tag("team/model", "prod", version(), w.policy, w.admins)

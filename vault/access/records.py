@@ -48,6 +48,7 @@ from vault.access.policy import AccessPolicy
 from vault.access.provenance import (
     ATTEST,
     MAX_RECORD_BYTES,
+    MAX_SEQ,
     PUSH,
     TAG,
     Record,
@@ -57,7 +58,7 @@ from vault.access.provenance import (
 )
 from vault.catalog.provenance import RecordIndexRow
 from vault.catalog.rows import NewVersion, VersionRow
-from vault.errors import ConflictError, MlvaultError, NotFoundError, ProvenanceRefusedError
+from vault.errors import ConflictError, IntegrityError, MlvaultError, NotFoundError, ProvenanceRefusedError
 from vault.signing.signers import Signer
 from vault.storage import Backend
 from vault.storage.base import ObjectExistsError
@@ -182,6 +183,11 @@ class ProvenanceRecords:
         for _ in range(_TAG_ATTEMPTS):
             newest = self._newest_tag_record(tid)
             seq = 1 if newest is None else newest[0] + 1
+            if seq > MAX_SEQ:
+                raise IntegrityError(
+                    f"tag {tag!r} of {artifact} has a record numbered {seq - 1}, the highest possible: "
+                    "a record planted in storage?"
+                )
             previous = None
             if newest is not None:
                 try:
