@@ -71,8 +71,11 @@ def _scan_ref(ctx: typer.Context, ref: str, strict: bool) -> ScanReport:
         v.unlock()
         check = pull_verifier(v, verify=True)
         dest = Path(tmp) / ref.split("@", 1)[0].rsplit("/", 1)[-1]
-        v.pull(ref, dest, verifier=check)
+        result = v.pull(ref, dest, verifier=check)
         report_pull_verification(check, quiet=True)
+        names = [Path(p).name for p in result.sha256]
+        if dest.is_file() and len(names) == 1 and names[0] not in ("", ".", ".."):
+            dest = dest.rename(dest.with_name(names[0]))  # a one-file version: report its own name
         return scan_path(dest, strict=strict)
 
 

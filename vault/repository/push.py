@@ -24,6 +24,7 @@ from vault.repository.chunkstore import ChunkStore, push_file
 from vault.repository.manifests import store_manifest
 from vault.repository.packs import PackWriter
 from vault.repository.source import scan_source
+from vault.scan.gate import scan_before_push, unsafe_metadata
 
 Progress = Callable[[int], None]
 
@@ -40,6 +41,7 @@ class PushRequest:
     parents: tuple[VersionRow, ...]
     principal: str
     seal: Seal | None = None  # stores the provenance records (vault.access.provenance_gate)
+    allow_unsafe: bool = False  # push content the scan rates dangerous (recorded in the metadata)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ def push_version(
     """Store ``request.path`` as the next version of ``request.artifact``."""
     backend, catalog, config = repo.backend, repo.catalog, repo.config
     source = scan_source(request.path)
+    # Before any byte is stored: a dangerous pickle is refused (exit 18) unless allowed, then recorded.
+    metadata = request.metadata | unsafe_metadata(
+        scan_before_push(request.path, allow_unsafe=request.allow_unsafe)
+    )
     namespace = request.artifact.split("/", 1)[0]
     # The deepest namespace with a keyring of its own (owner-signed record), else the top level's.
     keyring = keyring_for_artifact(repo.keys, backend, catalog, request.artifact)
@@ -102,7 +108,7 @@ def push_version(
         created_by=request.principal,
         files=tuple(files),
         dirs=source.dirs,
-        metadata=request.metadata,
+        metadata=metadata,
         parents=tuple(f"{p.artifact}@v{p.number}" for p in request.parents),
     )
     store_manifest(backend, keyring, manifest)
@@ -118,7 +124,7 @@ def push_version(
             ring_id=keyring.ring_id.hex(),
             created_by=request.principal,
             files=[FileRow(f.path, f.size, f.mode, f.sha256.hex()) for f in files],
-            metadata=request.metadata,
+            metadata=metadata,
             parents=[p.id for p in request.parents],
             tags=request.tags,
         ),

@@ -31,3 +31,14 @@ def scan_before_push(
             "nothing was stored (--allow-unsafe pushes it anyway, recorded)"
         )
     return report
+
+
+def unsafe_metadata(report: ScanReport) -> dict[str, str]:
+    """What a push records when it stored dangerous content anyway (nothing for a clean push)."""
+    if not report.dangerous:
+        return {}
+    files = ", ".join(f.path for f in report.dangerous)
+    return {
+        "mlvault.scan": f"dangerous, pushed with --allow-unsafe ({report.scanner} {report.scanner_version})",
+        "mlvault.scan.dangerous": files[:1000],
+    }

@@ -33,6 +33,10 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _PICKLE_NAMES = (".pkl", ".pickle")
 _SAFETY = {"innocuous": Safety.SAFE, "suspicious": Safety.SUSPICIOUS, "dangerous": Safety.DANGEROUS}
 
+# picklescan logs every stream it cannot parse at WARNING; with no handler configured, Python's
+# last-resort handler would print those lines (with tracebacks) during a push. The verdict says it.
+logging.getLogger("picklescan").addHandler(logging.NullHandler())
+
 
 @dataclass(frozen=True)
 class PickleScan:
