@@ -237,3 +237,10 @@ def test_the_push_gate_refuses_dangerous_content_unless_allowed(tmp_path: Path) 
     allowed = scan_before_push(tmp_path / "m", allow_unsafe=True)
     assert [f.path for f in allowed.dangerous] == ["evil.bin"]
     assert scan_before_push(tmp_path / "m" / "model.safetensors").verdict is Verdict.NOT_APPLICABLE
+
+
+def test_a_pickle_with_more_opcodes_than_the_cap_is_unscannable(tmp_path: Path) -> None:
+    (tmp_path / "ops.pkl").write_bytes(pickle.dumps(list(range(5000)), protocol=4))
+    result = scan_path(tmp_path / "ops.pkl", ScanLimits(max_pickle_ops=1000)).files[0]
+    assert result.verdict is Verdict.UNSCANNABLE and "more than 1,000 pickle opcodes" in (result.note or "")
+    assert scan_path(tmp_path / "ops.pkl").files[0].verdict is Verdict.CLEAN

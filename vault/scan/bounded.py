@@ -1,9 +1,11 @@
 """A read-only stream that never hands out more than the file holds or a byte budget allows.
 
 Pickle disassembly reads each opcode's argument with ``read(n)`` where ``n`` comes from the file:
-a hostile ``BINBYTES8`` of length 2^60 must not make the reader allocate that. Every read here is
-clamped to what is left of the stream and of the budget, so a lie about a length turns into a short
-read (the disassembler then reports a truncated pickle) and memory stays bounded by the budget.
+a hostile ``BINBYTES8`` of length 2^60 must not make the reader allocate that. :class:`_Window`
+ends the stream at the file's end or the budget, whichever comes first; :class:`BoundedReader`
+buffers it (disassembly reads one byte per opcode: a buffered C read, not a Python call down to the
+file) and clamps every large read to what is left, so a lie about a length turns into a short read
+(the disassembler then reports a truncated pickle) and memory stays bounded by the budget.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from __future__ import annotations
 import io
 from typing import IO
 
+_LARGE = 1 << 16  # reads above this are clamped to what is left before the buffer allocates them
 
-class BoundedReader(io.RawIOBase):
-    """``raw`` from its current position, at most ``budget`` bytes, reads clamped to what is left."""
+
+class _Window(io.RawIOBase):
+    """``raw`` from its current position to ``size`` (absolute) or ``budget`` bytes, whichever is less."""
 
     def __init__(self, raw: IO[bytes], size: int, budget: int) -> None:
         super().__init__()
         self._raw = raw
         self._start = raw.tell()
-        self._end = self._start + max(0, min(size - self._start, budget))
+        self.length = max(0, min(size - self._start, budget))
 
     def readable(self) -> bool:
         """Always true."""
@@ -35,29 +39,28 @@ class BoundedReader(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Seek inside the window (clamped to it)."""
-        base = {io.SEEK_SET: self._start, io.SEEK_CUR: self._raw.tell(), io.SEEK_END: self._end}[whence]
-        target = min(max(self._start, base + offset), self._end)
-        self._raw.seek(target)
-        return target - self._start
-
-    def read(self, size: int | None = -1) -> bytes:
-        """At most ``size`` bytes, never past the window."""
-        left = self._end - self._raw.tell()
-        if left <= 0:
-            return b""
-        n = left if size is None or size < 0 else min(size, left)
-        return self._raw.read(n)
-
-    def readline(self, size: int | None = -1) -> bytes:
-        """One line, never past the window."""
-        left = self._end - self._raw.tell()
-        if left <= 0:
-            return b""
-        n = left if size is None or size < 0 else min(size, left)
-        return self._raw.readline(n)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.tell(), io.SEEK_END: self.length}[whence]
+        target = min(max(0, base + offset), self.length)
+        self._raw.seek(self._start + target)
+        return target
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        """Fill ``buffer`` from :meth:`read`."""
-        data = self.read(len(buffer))
+        """Fill ``buffer`` with at most what is left of the window."""
+        data = self._raw.read(min(len(buffer), self.length - self.tell()))
         buffer[: len(data)] = data
         return len(data)
+
+
+class BoundedReader(io.BufferedReader):
+    """A buffered reader over a :class:`_Window`; large reads are clamped to what is left."""
+
+    def __init__(self, raw: IO[bytes], size: int, budget: int) -> None:
+        self._window = _Window(raw, size, budget)
+        super().__init__(self._window, buffer_size=_LARGE)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """At most ``size`` bytes, never past the window (and never an allocation past it)."""
+        if size is None or size < 0 or size > _LARGE:
+            left = max(0, self._window.length - self.tell())
+            size = left if size is None or size < 0 else min(size, left)
+        return super().read(size)

@@ -67,8 +67,8 @@ class Finding:
 class ScanLimits:
     """Caps that keep a scan's memory and time bounded whatever a file claims."""
 
-    max_pickle_bytes: int = 1 << 30  # bytes of one pickle stream disassembled (memory ≤ this)
-    max_pickle_ops: int = 50_000_000
+    max_pickle_bytes: int = 512 << 20  # bytes of one pickle stream disassembled (memory ≤ this)
+    max_pickle_ops: int = 4_000_000  # opcodes of the first pickle; picklescan keeps ~130 bytes each
     max_zip_entries: int = 100_000
     max_npy_header: int = 1 << 16
     max_safetensors_header: int = 100 << 20  # the safetensors library's own cap

@@ -57,8 +57,16 @@ class PickleScan:
         return Verdict.SUSPICIOUS if Safety.SUSPICIOUS in safeties else Verdict.CLEAN
 
 
-def _first_pickle(stream: IO[bytes], size: int, limits: ScanLimits) -> tuple[bool, bool, str | None]:
-    """Disassemble the first pickle: (reached STOP, is the legacy torch magic, error)."""
+@dataclass(frozen=True)
+class _FirstPickle:
+    complete: bool  # reached STOP
+    legacy: bool  # the legacy PyTorch magic number
+    error: str | None = None
+    over_cap: bool = False  # too many opcodes to hand to picklescan
+
+
+def _first_pickle(stream: IO[bytes], size: int, limits: ScanLimits) -> _FirstPickle:
+    """Disassemble the first pickle (counting opcodes against the cap)."""
     reader = cast(IO[bytes], BoundedReader(stream, size, limits.max_pickle_bytes))
     ops = 0
     legacy = False
@@ -66,13 +74,13 @@ def _first_pickle(stream: IO[bytes], size: int, limits: ScanLimits) -> tuple[boo
         for opcode, arg, _pos in pickletools.genops(reader):
             ops += 1
             if ops > limits.max_pickle_ops:
-                return False, False, f"more than {limits.max_pickle_ops} pickle opcodes"
+                return _FirstPickle(False, False, f"more than {limits.max_pickle_ops:,} pickle opcodes", True)
             legacy = legacy or (ops <= 3 and arg == TORCH_LEGACY_MAGIC)
             if opcode.name == "STOP":
-                return True, legacy, None
+                return _FirstPickle(True, legacy)
     except Exception as exc:  # noqa: BLE001 — any disassembly failure means "not a complete pickle"
-        return False, False, f"not a complete pickle: {exc}"
-    return False, False, "not a complete pickle: no STOP opcode"
+        return _FirstPickle(False, False, f"not a complete pickle: {exc}")
+    return _FirstPickle(False, False, "not a complete pickle: no STOP opcode")
 
 
 def scan_pickle_stream(
@@ -82,16 +90,18 @@ def scan_pickle_stream(
     from picklescan.scanner import scan_pickle_bytes
 
     start = stream.tell()
-    complete, legacy, error = _first_pickle(stream, size, limits)
+    first = _first_pickle(stream, size, limits)
+    if first.over_cap:
+        return PickleScan((), False, first.legacy, first.error)  # picklescan would hold every opcode
     stream.seek(start)
     try:
         result = scan_pickle_bytes(
             BoundedReader(stream, size, limits.max_pickle_bytes), label, multiple_pickles=True, strict=strict
         )
     except Exception as exc:  # noqa: BLE001 — the scanner's own failure: unscannable, never clean
-        return PickleScan((), False, legacy, f"scanner failed: {exc}")
+        return PickleScan((), False, first.legacy, f"scanner failed: {exc}")
     findings = sorted({Finding(str(g.module), str(g.name), _SAFETY[g.safety.value]) for g in result.globals})
-    return PickleScan(tuple(findings), complete, legacy, error)
+    return PickleScan(tuple(findings), first.complete, first.legacy, first.error)
 
 
 def pickle_format(scan: PickleScan) -> str:
