@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: install test lint typecheck unit demo bench bench-keys bench-backup bench-audit bench-access clean
+.PHONY: install test lint typecheck unit demo bench bench-keys bench-backup bench-audit bench-access bench-startup clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-audit: $(STAMP)
 # Issue 10: pull of 1,000 files with and without an access policy (and a trust policy).
 bench-access: $(STAMP)
 	$(BIN)/python benchmarks/bench_access.py
+
+# Issue 13: start-up of ls/log/show and show of a 20,000-file version (terminal, pipe, --json).
+bench-startup: $(STAMP)
+	$(BIN)/python benchmarks/bench_startup.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -30,6 +30,7 @@ from vault.errors import MlvaultError
 from vault.storage import StorageOptions
 
 from . import output
+from .coercion import PlainCoercionGroup
 from .secrets import read_secret
 from .settings import PASSPHRASE_ENV, Settings, passphrase_reader, require_vault, resolve
 
@@ -42,6 +43,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PlainCoercionGroup,  # no pydantic at start-up (issue 13)
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

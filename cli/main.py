@@ -60,3 +60,7 @@ def main() -> None:
             output.err.print(f"error: {one_line(exc.format_message())}{hint}", markup=False)
         sys.exit(exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # python -m mlvault_cli.main, as the console script
+    main()

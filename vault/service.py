@@ -24,8 +24,6 @@ from vault.access.gate import CallerSource, Gate, PolicyReader
 from vault.access.patterns import Capability
 from vault.audit.events import Action
 from vault.audit.service import AuditedSignatures, AuditService, audit_details, pinned_roots
-from vault.backup.run import DEFAULT_LEASE_TTL, BackupRunner, target_opener
-from vault.backup.schedules import BackupSchedules, Clock
 from vault.catalog import ArtifactRow, Catalog, FileRow, VersionRow
 from vault.catalog.signatures import SignatureCatalog
 from vault.crypto.kdf import RFC9106_LOW_MEMORY, KdfParams
@@ -48,10 +46,12 @@ from vault.storage import Backend
 Progress = Callable[[int], None]
 KINDS = ("model", "dataset")
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # and imported where used: the backup stack loads prometheus_client (start-up)
     from vault.access.policy import AccessPolicy
     from vault.access.provenance_gate import VaultProvenance
     from vault.access.service import AccessControl
+    from vault.backup.run import BackupRunner
+    from vault.backup.schedules import BackupSchedules, Clock
     from vault.clientstate import ClientState
     from vault.clientstate.identities import PublicIdentity
     from vault.signing.signers import Signer
@@ -193,8 +193,9 @@ class Vault:
         metadata: dict[str, str] | None = None,
         parents: list[str] | tuple[str, ...] = (),
         progress: Progress | None = None,
+        allow_unsafe: bool = False,
     ) -> PushResult:
-        """Store ``path`` as the next version of ``artifact``."""
+        """Store ``path`` as the next version of ``artifact`` (dangerous pickles refused unless allowed)."""
         check_artifact_name(artifact)
         self.require(Capability.PUSH, artifact, action="push")
         if tags:
@@ -220,6 +221,7 @@ class Vault:
             parents=tuple(self.resolve(p) for p in parents),
             principal=self.principal,
             seal=self.provenance.sealer(),  # under an access policy: the signed record, before any work
+            allow_unsafe=allow_unsafe,
         )
         with self.audit.failures(Action.PUSH, artifact):
             result = push_version(request, self.repository, progress=progress)
@@ -331,6 +333,8 @@ class Vault:
     def backup_schedules(self, clock: Clock = utc_now) -> BackupSchedules:
         """Backup schedules, their history and status (vault.backup.schedules); opens no key (admin)."""
         self.gate.require_admin("manage backups")
+        from vault.backup.schedules import BackupSchedules
+
         return BackupSchedules(self.catalog, principal=self.principal, clock=clock)
 
     def backup_runner(
@@ -338,6 +342,8 @@ class Vault:
     ) -> BackupRunner:
         """Runs backup schedules (vault.backup.run): storage, catalog, recovery public keys (admin)."""
         self.gate.require_admin("run backups")
+        from vault.backup.run import DEFAULT_LEASE_TTL, BackupRunner, target_opener
+
         return BackupRunner(
             self.backend,
             self.catalog,

@@ -16,6 +16,8 @@ from ..app import JsonOpt, QuietOpt, app, global_options, handle_errors, init_va
 from ..output import emit_json, human_size, progress_bar
 from ..verification import pull_verifier, report_pull_verification
 
+SHOWN_ON_TERMINAL = 50  # files `show` lists on a terminal without --files (a pipe gets them all)
+
 
 def _parse_meta(items: list[str]) -> dict[str, str]:
     meta = {}
@@ -69,8 +71,11 @@ def push(
     ] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
+    allow_unsafe: Annotated[
+        bool, typer.Option("--allow-unsafe", help="Push even a pickle the scan rates dangerous (recorded).")
+    ] = False,
 ) -> None:
-    """Store a file or directory as the next version of an artifact."""
+    """Store a file or directory as the next version of an artifact (dangerous pickles: exit 18)."""
     metadata = _parse_meta(meta or [])
     with open_vault(ctx) as v:
         v.require("push", artifact, action="push")  # before any key is unlocked
@@ -88,6 +93,7 @@ def push(
                 metadata=metadata,
                 parents=parent or [],
                 progress=progress,
+                allow_unsafe=allow_unsafe,
             )
     if json_out:
         emit_json(result)
@@ -190,6 +196,10 @@ def show(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Version reference.")],
     json_out: JsonOpt = False,
+    all_files: Annotated[
+        bool,
+        typer.Option("--files", help=f"On a terminal too, list every file (not only {SHOWN_ON_TERMINAL})."),
+    ] = False,
 ) -> None:
     """Show a version's files (size, mode, SHA-256), metadata and lineage."""
     with open_vault(ctx) as v:
@@ -217,10 +227,16 @@ def show(
         output.out.print(f"meta     {key}={value}", markup=False)
     for parent_ref in details.parents:
         output.out.print(f"from     {parent_ref}", markup=False)
-    table = Table("path", "size", "mode", "sha256", box=None)
-    for f in details.files:
-        table.add_row(f.path, human_size(f.size), oct(f.mode), f.sha256)
-    output.out.print(table)
+    files = details.files
+    if not all_files and len(files) > SHOWN_ON_TERMINAL and output.out.is_terminal:
+        files = files[:SHOWN_ON_TERMINAL]
+    rows = [(f.path, human_size(f.size), oct(f.mode), f.sha256) for f in files]
+    output.print_table(("path", "size", "mode", "sha256"), rows)
+    if len(files) < len(details.files):
+        more, total = len(details.files) - len(files), len(details.files)
+        output.out.print(
+            f"… and {more:,} more files ({total:,} in all); --files lists them all", markup=False
+        )
 
 
 @app.command()
