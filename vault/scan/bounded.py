@@ -46,9 +46,9 @@ class _Window(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         """Fill ``buffer`` with at most what is left of the window."""
-        data = self._raw.read(min(len(buffer), self.length - self.tell()))
-        buffer[: len(data)] = data
-        return len(data)
+        view = memoryview(buffer)[: max(0, min(len(buffer), self.length - self.tell()))]
+        n = self._raw.readinto(view)  # type: ignore[attr-defined]  # straight into the buffer: no copy
+        return n or 0
 
 
 class BoundedReader(io.BufferedReader):
