@@ -51,9 +51,9 @@ def attest(
     json_out: JsonOpt = False,
 ) -> None:
     """Re-attest a version: sign a provenance record for it as an admin (needs admin on it)."""
-    signer = _signer(admin_key, key_passphrase_file)
     with open_vault(ctx) as v:
-        version, digest = v.attest(ref, signer)
+        v.require("admin", ref, action="attest")  # before a key file's passphrase is asked for
+        version, digest = v.attest(ref, _signer(admin_key, key_passphrase_file))
     if json_out:
         emit_json({"artifact": version.artifact, "number": version.number, "record": digest})
         return

@@ -49,6 +49,7 @@ def backup_forget(
 
     opener = target_opener(settings_of(ctx).allow_insecure_http)
     with open_vault(ctx) as v:
+        v.gate.require_admin("backup forget")  # before the target is opened or anything deleted
         report = forget_schedule(
             v.catalog,
             v.backend,
@@ -119,8 +120,9 @@ def backup_verify(
     fraction = 1.0 if read_data else None if read_data_subset is None else parse_fraction(read_data_subset)
     settings = settings_of(ctx)
     key = recovery_key or settings.identity
-    identity = identity_loader(key)() if key else None
     with open_vault(ctx) as v:
+        v.gate.require_admin("backup verify")  # before an identity's passphrase is asked for
+        identity = identity_loader(key)() if key else None
         report = verify_schedule(
             v.catalog,
             v.config.vault_id,

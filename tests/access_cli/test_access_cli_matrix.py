@@ -32,6 +32,10 @@ def commands(w: World, dest: str) -> dict[str, tuple[str, ...]]:
         "namespace": ("namespace", "create", "team/fresh", "--own-keyring"),
         "audit": ("audit", "ls"),
         "principal": ("principal", "ls"),
+        "attest": ("attest", REF),
+        "backup forget": ("backup", "forget", "nightly"),
+        "backup verify": ("backup", "verify", "nightly"),
+        "backup run": ("backup", "run", "nightly"),
         "backup": (
             "backup",
             "schedule",
