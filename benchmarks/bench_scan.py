@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import struct
 import subprocess
 import sys
@@ -48,8 +47,14 @@ def make_safetensors(path: Path, size: int) -> None:
 
 
 def make_raw_pickle(path: Path, size: int) -> None:
+    # What pickle.dump(bytes, protocol=4) writes (BINBYTES8), streamed: building it in memory here
+    # would show in the child's peak RSS (Linux carries a forked child's high-water mark over exec).
+    block = os.urandom(MIB)
     with path.open("wb") as f:
-        pickle.dump(os.urandom(size), f, protocol=4)
+        f.write(b"\x80\x04\x8e" + struct.pack("<Q", size // MIB * MIB))
+        for _ in range(size // MIB):
+            f.write(block)
+        f.write(b".")
 
 
 CHILD = """
