@@ -94,13 +94,18 @@ def scan_pickle_stream(
     if first.over_cap:
         return PickleScan((), False, first.legacy, first.error)  # picklescan would hold every opcode
     stream.seek(start)
+    reader = BoundedReader(stream, size, limits.max_pickle_bytes)
     try:
-        result = scan_pickle_bytes(
-            BoundedReader(stream, size, limits.max_pickle_bytes), label, multiple_pickles=True, strict=strict
-        )
+        if first.legacy:
+            # A legacy checkpoint is five pickles then raw storages, and torch.load unpickles only the
+            # five: storage bytes read as a pickle could disassemble into made-up globals.
+            found = [scan_pickle_bytes(reader, label, False, strict) for _ in range(5)]
+            globals_ = [g for r in found for g in r.globals]
+        else:
+            globals_ = scan_pickle_bytes(reader, label, multiple_pickles=True, strict=strict).globals
     except Exception as exc:  # noqa: BLE001 — the scanner's own failure: unscannable, never clean
         return PickleScan((), False, first.legacy, f"scanner failed: {exc}")
-    findings = sorted({Finding(str(g.module), str(g.name), _SAFETY[g.safety.value]) for g in result.globals})
+    findings = sorted({Finding(str(g.module), str(g.name), _SAFETY[g.safety.value]) for g in globals_})
     return PickleScan(tuple(findings), first.complete, first.legacy, first.error)
 
 
