@@ -91,8 +91,8 @@ def test_legacy_torch_checkpoint_is_recognised_and_clean(tmp_path: Path) -> None
     legacy = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2)
     legacy += pickle.dumps({"protocol_version": 1001}, protocol=2) + corpus.state_dict_pickle(["w"])
     legacy += pickle.dumps(["0"], protocol=2)  # the storage keys: the fifth and last pickle
-    legacy += struct.pack("<6f", *range(6))  # raw storage bytes follow the pickles
-    legacy += b"cstorage bytes\nthat look like a GLOBAL\n"  # and may disassemble into made-up globals
+    # raw storage bytes follow the pickles, and may disassemble into made-up globals
+    legacy += b"cstorage bytes\nthat look like a GLOBAL\n" + struct.pack("<6f", *range(6))
     result = one(tmp_path, "old.pt", legacy)
     assert (result.format, result.verdict) == ("pytorch-legacy", Verdict.CLEAN)
     evil = one(
