@@ -55,19 +55,20 @@ def _plain_leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) ->
 if RuntimeParam is not None:
 
     @dataclass(frozen=True)
-    class PlainRuntimeParam(RuntimeParam):  # type: ignore[misc,valid-type]
+    class PlainRuntimeParam(RuntimeParam):
         """Plain-Python coercion, typer's adapter for anything else."""
 
         descriptor: Any
 
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            if get_origin(self.annotation) is list and isinstance(value, (list, tuple)):
-                (item_type,) = get_args(self.annotation)
+            annotation: Any = self.annotation
+            if get_origin(annotation) is list and isinstance(value, (list, tuple)):
+                (item_type,) = get_args(annotation)
                 items = [_plain_leaf(item_type, self.parameter_info, v, param, ctx) for v in value]
                 if all(item is not _UNHANDLED for item in items):
                     return items
             else:
-                result = _plain_leaf(self.annotation, self.parameter_info, value, param, ctx)
+                result = _plain_leaf(annotation, self.parameter_info, value, param, ctx)
                 if result is not _UNHANDLED:
                     return result
             fallback = build_runtime_param(self.descriptor)
@@ -76,7 +77,7 @@ if RuntimeParam is not None:
 
 def _install(command: Any, ctx: Any) -> None:
     for param in command.get_params(ctx):  # the help option too, made and kept on first ask
-        descriptor = getattr(param, "type_descriptor", None)
+        descriptor: Any = getattr(param, "type_descriptor", None)
         info = getattr(descriptor, "parameter_info", None)
         if info is None or getattr(param, "_runtime_param", False) is not None:
             continue

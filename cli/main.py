@@ -3,36 +3,110 @@
 Each module of :mod:`cli.commands` registers its commands on the app when imported; errors
 inside a command become one line and an exit code in :func:`cli.app.handle_errors`, and
 click's own parse errors (unknown option, missing argument) in :func:`main`.
+
+Start-up (issue 13): :func:`main` imports only the module of the command it is asked for when
+that command is one of :data:`LAZY_COMMANDS` and the module registers it; anything else (help,
+a group, an unknown word or option) mounts every module first. ``app`` as an attribute of this
+module is the app with every module mounted (what tests and tools import).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+import typing
+from typing import Any
 
 import typer
 
+from . import app as app_module
 from . import output
-from .app import app, one_line
-from .commands import (  # noqa: F401 — importing a command module registers its commands
-    access,
-    attest,
-    audit,
-    backup,
-    backup_maint,
-    core,
-    identity,
-    keys,
-    namespace,
-    rekey,
-    scan,
-    sign,
-    signature,
-    trust,
-    vaultkeys,
-)
+from .app import one_line
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main"]  # noqa: F822 — app comes from __getattr__, every module mounted
+
+COMMAND_MODULES = (
+    "access",
+    "attest",
+    "audit",
+    "backup",
+    "backup_maint",
+    "core",
+    "identity",
+    "keys",
+    "namespace",
+    "rekey",
+    "scan",
+    "sign",
+    "signature",
+    "trust",
+    "vaultkeys",
+)
+# Top-level commands (not groups) whose module alone registers them; a hint only: main() checks
+# the command is registered after importing the module, and mounts everything when it is not.
+LAZY_COMMANDS = {
+    **dict.fromkeys(("init", "push", "pull", "ls", "log", "show", "tag", "check"), "core"),
+    **dict.fromkeys(("sign", "verify"), "sign"),
+    **dict.fromkeys(("scan", "inspect"), "scan"),
+}
+
+
+def _mount(*modules: str) -> None:
+    for module in modules:
+        importlib.import_module(f"{__package__}.commands.{module}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        _mount(*COMMAND_MODULES)
+        return app_module.app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _global_option_arity() -> dict[str, bool]:
+    """Each global option's spellings → whether it takes a value."""
+    arity = {}
+    for field, (hint, _default) in app_module._GLOBAL_OPTIONS.items():
+        kind, info = typing.get_args(hint)[:2]
+        for spelling in ("--" + field.replace("_", "-"), *info.param_decls):
+            arity[spelling] = kind is not bool
+    return arity
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command ``argv`` names after the global options, or None when unsure."""
+    arity = _global_option_arity()
+    args = iter(argv)
+    for arg in args:
+        if not arg.startswith("-"):
+            return arg
+        if arg.startswith("--") and "=" in arg and arg.split("=", 1)[0] in arity:
+            continue
+        if arg not in arity:
+            return None  # --help, an unknown option: let click see every command
+        if arity[arg] and next(args, None) is None:
+            return None
+    return None
+
+
+def _registered(name: str) -> bool:
+    return any(
+        (info.name or info.callback.__name__.lower().replace("_", "-")) == name  # typer's default name
+        for info in app_module.app.registered_commands
+        if info.callback is not None
+    )
+
+
+def mount_for(argv: list[str]) -> None:
+    """Mount the module of the command ``argv`` names, or every module."""
+    word = command_word(argv)
+    module = LAZY_COMMANDS.get(word or "")
+    if module is not None:
+        _mount(module)
+        if word is not None and _registered(word):
+            return
+    _mount(*COMMAND_MODULES)
 
 
 def main() -> None:
@@ -43,7 +117,8 @@ def main() -> None:
     for name in ("sqlalchemy", "botocore", "urllib3"):
         logging.getLogger(name).addHandler(logging.NullHandler())
     try:
-        code = app(standalone_mode=False)
+        mount_for(sys.argv[1:])
+        code = app_module.app(standalone_mode=False)
     except typer.Abort:
         output.err.print("error: aborted", markup=False)
         sys.exit(1)

@@ -5,7 +5,8 @@
   file is listed, in the same columns rich draws for a ``Table(box=None)``;
 - the CLI's plain coercion (cli/coercion.py) gives, for every parameter of the command tree and a
   set of awkward values, what typer's own pydantic adapter gives: the same value or the same error;
-- ``mlvault ls`` imports neither pydantic nor rich's progress bar.
+- ``mlvault ls`` imports neither pydantic nor rich's progress bar, and of the command modules
+  only its own; help and unknown words still see every command.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import vault
 from mlvault_cli import output
 from mlvault_cli.coercion import PlainRuntimeParam
 from mlvault_cli.commands.core import SHOWN_ON_TERMINAL
-from mlvault_cli.main import app
+from mlvault_cli.main import LAZY_COMMANDS, app, command_word
 from vault.crypto.kdf import KdfParams
 
 MLVAULT = str(Path(sys.executable).parent / "mlvault")
@@ -163,7 +164,7 @@ def test_plain_coercion_gives_what_typers_adapters_give() -> None:
     assert compared > 500
 
 
-def test_ls_imports_neither_pydantic_nor_the_progress_bar(many: dict[str, str]) -> None:
+def test_ls_imports_neither_pydantic_nor_the_progress_bar_nor_other_commands(many: dict[str, str]) -> None:
     probe = (
         "import sys\n"
         "from mlvault_cli.main import main\n"
@@ -171,7 +172,50 @@ def test_ls_imports_neither_pydantic_nor_the_progress_bar(many: dict[str, str]) 
         "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
         "heavy = ('pydantic', 'rich.progress', 'boto3', 'botocore', 'prometheus_client')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mlvault_cli.commands.')))\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], env=many, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1] == "[]"
+    assert proc.stdout.splitlines()[-2:] == ["[]", "['mlvault_cli.commands.core']"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["ls"], "ls"),
+        (["--vault", "ls", "show", "x"], "show"),
+        (["-V", "v", "--kms", "--catalog=sqlite://", "log", "a"], "log"),
+        (["--allow-insecure-http", "--passphrase-file", "f", "pull", "a", "b"], "pull"),
+        (["--help"], None),
+        (["--vault"], None),
+        (["--bogus", "ls"], None),
+        (["-Vv", "ls"], None),
+        ([], None),
+    ],
+)
+def test_command_word_skips_the_global_options(argv: list[str], word: str | None) -> None:
+    assert command_word(argv) == word
+
+
+def test_each_lazy_command_is_registered_by_the_module_named_for_it() -> None:
+    registered = {
+        (info.name or info.callback.__name__.replace("_", "-")): info.callback.__module__
+        for info in app.registered_commands
+        if info.callback is not None
+    }
+    for word, module in LAZY_COMMANDS.items():
+        assert registered[word] == f"mlvault_cli.commands.{module}", word
+
+
+def test_help_and_unknown_words_see_every_command(many: dict[str, str]) -> None:
+    shown = subprocess.run([MLVAULT, "--help"], env=many, capture_output=True, text=True)
+    assert shown.returncode == 0
+    for word in ("backup", "trust", "keys", "audit", "ls", "verify", "attest"):
+        assert f" {word} " in shown.stdout, word
+    typo = subprocess.run([MLVAULT, "--vault", "x", "lss"], env=many, capture_output=True, text=True)
+    assert typo.returncode == 2
+    assert "No such command 'lss'. Did you mean 'ls'?" in typo.stderr
+    grouped = subprocess.run(
+        [MLVAULT, "backup", "schedule", "--help"], env=many, capture_output=True, text=True
+    )
+    assert grouped.returncode == 0 and "add" in grouped.stdout
