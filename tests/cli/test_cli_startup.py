@@ -170,7 +170,8 @@ def test_ls_imports_neither_pydantic_nor_the_progress_bar_nor_other_commands(man
         "from mlvault_cli.main import main\n"
         "sys.argv = ['mlvault', 'ls']\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
-        "heavy = ('pydantic', 'rich.progress', 'boto3', 'botocore', 'prometheus_client')\n"
+        "heavy = ('pydantic', 'rich.progress', 'boto3', 'botocore', 'prometheus_client',\n"
+        "         'sqlalchemy.dialects.postgresql')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "print(sorted(m for m in sys.modules if m.startswith('mlvault_cli.commands.')))\n"
     )
