@@ -38,7 +38,7 @@ Link = Callable[[StoredRow | None, AuditRow], StoredRow]
 _APPEND_LOCK = 0x6D6C6175  # "mlau"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _UNREADABLE_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-READ_BATCH = 5000
+READ_BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -67,17 +67,20 @@ class AuditLogIndex(Aggregate):
             with self._engine.begin() as conn:
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
-                previous = _head(conn)
+                previous, imported, newest_event = _head_and_key_events(conn)
                 todo: list[tuple[PendingRow, int | None]] = []
-                if key_event_row is not None:
+                if key_event_row is not None and (previous is None or newest_event > imported):
                     todo += _unimported_key_events(conn, key_event_row)
                 todo += [(row, None) for row in rows]
                 stored: list[StoredRow] = []
+                values: list[dict[str, Any]] = []
                 for pending, event_id in todo:
                     seq = 1 if previous is None else previous.row.seq + 1
                     previous = link(previous, _audit_row(seq, pending))
-                    conn.execute(audit_log.insert().values(**_columns(previous), key_event=event_id))
+                    values.append({**_columns(previous), "key_event": event_id})
                     stored.append(previous)
+                if values:
+                    conn.execute(audit_log.insert(), values)
                 return stored
         except sa_exc.DBAPIError as exc:
             raise AuditUnavailableError(
@@ -91,16 +94,21 @@ class AuditLogIndex(Aggregate):
             return _head(conn)
 
     def audit_stored_rows(self, after: int = 0, batch: int = READ_BATCH) -> Iterator[StoredRow]:
-        """Every row with seq > ``after``, in seq order, read in batches (memory stays flat)."""
+        """Every row with seq > ``after``, in seq order, read in batches (memory stays flat).
+
+        Each batch is one keyset query (``seq > last ORDER BY seq LIMIT batch``) fetched as plain
+        tuples on a connection closed before any row is handed out, so a caller that stops early
+        (or records a failed verify) holds no transaction open.
+        """
         while True:
-            query = select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq).limit(batch)
+            query = select(*_READ).where(audit_log.c.seq > after).order_by(audit_log.c.seq).limit(batch)
             with self._engine.connect() as conn:
-                rows = conn.execute(query).mappings().all()
+                rows = conn.execute(query).all()
             for row in rows:
                 yield _stored(row)
             if len(rows) < batch:
                 return
-            after = int(rows[-1]["seq"])
+            after = int(rows[-1][0])
 
     def audit_rows_at(self, seqs: Sequence[int]) -> dict[int, StoredRow]:
         """The rows with these sequence numbers (those that exist)."""
@@ -146,8 +154,22 @@ def _audit_row(seq: int, pending: PendingRow) -> AuditRow:
 
 
 def _head(conn: Connection) -> StoredRow | None:
-    row = conn.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).mappings().first()
+    row = conn.execute(select(*_READ).order_by(audit_log.c.seq.desc()).limit(1)).first()
     return None if row is None else _stored(row)
+
+
+_IMPORTED = select(func.max(audit_log.c.key_event)).scalar_subquery()
+_NEWEST_EVENT = select(func.max(key_events.c.id)).scalar_subquery()
+
+
+def _head_and_key_events(conn: Connection) -> tuple[StoredRow | None, int, int]:
+    """The head row, the newest key event imported and the newest key event, in one round trip
+    (the append holds the lock meanwhile); for an empty log, (None, 0, 0)."""
+    query = select(*_READ, _IMPORTED, _NEWEST_EVENT).order_by(audit_log.c.seq.desc()).limit(1)
+    row = conn.execute(query).first()
+    if row is None:
+        return None, 0, 0
+    return _stored(row[: len(_READ)]), int(row[-2] or 0), int(row[-1] or 0)
 
 
 def _unimported_key_events(conn: Connection, convert: KeyEventRow) -> list[tuple[PendingRow, int | None]]:
@@ -171,27 +193,53 @@ def _columns(stored: StoredRow) -> dict[str, Any]:
     }
 
 
-def _stored(row: RowMapping) -> StoredRow:
-    """A row as stored. A value that cannot be what the writer wrote (hex that is not hex, details
-    that are not a JSON object, a time that is not one) is replaced by a placeholder that cannot
-    hash to the stored hash, so ``audit verify`` names this row as altered."""
-    seq = row["seq"]
+_READ = (
+    audit_log.c.seq,
+    audit_log.c.at,
+    audit_log.c.principal,
+    audit_log.c.action,
+    audit_log.c.target,
+    audit_log.c.outcome,
+    audit_log.c.details,
+    audit_log.c.prev_hash,
+    audit_log.c.hash,
+)
+
+
+def _stored(row: RowMapping | Sequence[Any]) -> StoredRow:
+    """A row as stored (a mapping, or a tuple of :data:`_READ`'s columns). A value that cannot be
+    what the writer wrote (hex that is not lower-case hex, details that are not a JSON object, a
+    time that is not one) is replaced by a placeholder that cannot hash to the stored hash, so
+    ``audit verify`` names this row as altered."""
+    if isinstance(row, RowMapping):
+        row = tuple(row[column.name] for column in _READ)
+    seq, at, principal, action, target, outcome, details_text, prev_hash, row_hash = row
     if isinstance(seq, bool) or not isinstance(seq, int):
         raise IntegrityError(f"the audit log holds a row whose sequence number is {seq!r}")
-    at = row["at"]
     if not isinstance(at, dt.datetime):
         at = _UNREADABLE_TIME
-    at = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)  # SQLite drops the zone
+    elif at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)  # SQLite drops the zone
     try:
-        details = json.loads(row["details"])
+        details = json.loads(details_text)
     except (TypeError, ValueError):
         details = None
-    if not isinstance(details, dict):
-        details = {"unreadable": str(row["details"])}
-    hashes = [_hash(row["prev_hash"]), _hash(row["hash"])]
-    principal, action, target, outcome = (str(row[k]) for k in ("principal", "action", "target", "outcome"))
-    return StoredRow(AuditRow(seq, at, principal, action, target, outcome, details), *hashes)
+    if type(details) is not dict:
+        details = {"unreadable": str(details_text)}
+    if type(principal) is not str or type(action) is not str or type(target) is not str:
+        principal, action, target = str(principal), str(action), str(target)
+    outcome = outcome if type(outcome) is str else str(outcome)
+    row_ = AuditRow(seq, at, principal, action, target, outcome, details)
+    return StoredRow(row_, _hash(prev_hash), _hash(row_hash))
 
 
 def _hash(value: object) -> bytes:
-    return bytes.fromhex(value) if isinstance(value, str) and _HEX64.match(value) else bytes(32)
+    """The bytes of 64 lower-case hex digits; 32 zero bytes for anything else."""
+    if type(value) is str and len(value) == 64:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            return bytes(32)
+        if len(raw) == 32 and raw.hex() == value:
+            return raw
+    return bytes(32)
