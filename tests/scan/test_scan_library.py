@@ -246,3 +246,19 @@ def test_a_pickle_with_more_opcodes_than_the_cap_is_unscannable(tmp_path: Path) 
     result = scan_path(tmp_path / "ops.pkl", ScanLimits(max_pickle_ops=1000)).files[0]
     assert result.verdict is Verdict.UNSCANNABLE and "more than 1,000 pickle opcodes" in (result.note or "")
     assert scan_path(tmp_path / "ops.pkl").files[0].verdict is Verdict.CLEAN
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x80\x04K\x01K\x02\x93\xff\xfe",  # STACK_GLOBAL over non-strings ("unknown"), then garbage
+        b"\x80\x02cfoo\nbar\n\xff\xfe",  # a made-up GLOBAL, then garbage
+        b"\x80\x03csubprocess\nPopen\n\xff",  # names a deny-listed global: still dangerous
+    ],
+)
+def test_random_bytes_that_begin_like_a_pickle_are_unscannable_not_dangerous(
+    tmp_path: Path, data: bytes
+) -> None:
+    result = one(tmp_path, "sample.bin", data)
+    expected = Verdict.DANGEROUS if b"Popen" in data else Verdict.UNSCANNABLE
+    assert result.verdict is expected

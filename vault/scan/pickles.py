@@ -48,12 +48,20 @@ class PickleScan:
     error: str | None = None
 
     def verdict(self) -> Verdict:
-        """dangerous > unscannable (first pickle broken) > suspicious > clean."""
+        """dangerous > unscannable (first pickle broken) > suspicious > clean.
+
+        A broken stream is dangerous only for a named deny-listed global (it was scanned leniently):
+        random bytes disassemble into made-up globals and "unknown" ones (STACK_GLOBAL after
+        non-strings), and flagging those would refuse ordinary binary files.
+        """
+        if not self.complete:
+            named = any(
+                f.safety is Safety.DANGEROUS and "unknown" not in (f.module, f.name) for f in self.findings
+            )
+            return Verdict.DANGEROUS if named else Verdict.UNSCANNABLE
         safeties = {f.safety for f in self.findings}
         if Safety.DANGEROUS in safeties:
             return Verdict.DANGEROUS
-        if not self.complete:
-            return Verdict.UNSCANNABLE
         return Verdict.SUSPICIOUS if Safety.SUSPICIOUS in safeties else Verdict.CLEAN
 
 
@@ -102,7 +110,8 @@ def scan_pickle_stream(
             found = [scan_pickle_bytes(reader, label, False, strict) for _ in range(5)]
             globals_ = [g for r in found for g in r.globals]
         else:
-            globals_ = scan_pickle_bytes(reader, label, multiple_pickles=True, strict=strict).globals
+            # The allow-list (strict) applies to a pickle that parses; a broken one only meets the deny-list.
+            globals_ = scan_pickle_bytes(reader, label, True, strict and first.complete).globals
     except Exception as exc:  # noqa: BLE001 — the scanner's own failure: unscannable, never clean
         return PickleScan((), False, first.legacy, f"scanner failed: {exc}")
     findings = sorted({Finding(str(g.module), str(g.name), _SAFETY[g.safety.value]) for g in globals_})

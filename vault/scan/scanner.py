@@ -86,10 +86,7 @@ def scan_stream(stream: IO[bytes], size: int, label: str, limits: ScanLimits, st
 def _scan_pickle_or_other(
     stream: IO[bytes], size: int, label: str, limits: ScanLimits, strict: bool, head: bytes, announced: bool
 ) -> FileScan:
-    scan = scan_pickle_stream(stream, size, label, limits, strict if announced else False)
-    if not announced and scan.complete and strict:
-        stream.seek(0)
-        scan = scan_pickle_stream(stream, size, label, limits, strict)
+    scan = scan_pickle_stream(stream, size, label, limits, strict)
     # Text can begin like a protocol 0 pickle ("c" reads two lines as a GLOBAL): a stream without
     # the PROTO opcode that breaks off counts as a pickle only when it names a deny-listed global.
     if announced or scan.complete or scan.verdict() is Verdict.DANGEROUS:
