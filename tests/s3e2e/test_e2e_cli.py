@@ -86,5 +86,6 @@ def test_large_file_and_many_small_files_round_trip_through_s3(
     keys = object_keys(s3_admin, bucket)
     assert keys and all(key.startswith("ml/vault/") for key in keys)
     top = {key.split("/")[2] for key in keys}
-    assert top == {"config", "keys", "packs", "manifests", "audit"}  # audit: write-once checkpoints
+    # audit: write-once checkpoints; owner-identity: the owner identity sealed under the owner key
+    assert top == {"config", "keys", "packs", "manifests", "audit", "owner-identity"}
     assert not any(name in key for key in keys for name in ("team", "llm", "shards", "model", "sample"))
