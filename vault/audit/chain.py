@@ -36,6 +36,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from vault.audit.checkpoint import HASH_SIZE, VAULT_ID_SIZE, Checkpoint, CheckpointVerifier, SignedCheckpoint
@@ -118,6 +119,21 @@ def _json_value(value: object, depth: int) -> object:
 
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _ZERO = timedelta(0)
+# The fast path's pieces: the canonical object with its keys already in code-point order, the time
+# as utc_text writes it (for a zero UTC offset the wall time is UTC), strings as json writes them.
+_ROW = '{"action":%s,"at":"%s","details":%s,"outcome":%s,"principal":%s,"seq":%d,"target":%s,"v":1}'
+_TIME = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+_string = encode_basestring
+# One C encoder built once (JSONEncoder.encode builds one per call); json's own without the C part.
+_C_ENCODER = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, None, encode_basestring, None, ":", ",", True, False, False)
+)
+
+
+def _flat_object(details: object) -> str:
+    return _ENCODE(details) if _C_ENCODER is None else "".join(_C_ENCODER(details, 0))
 
 
 def _flat(details: object) -> bool:
@@ -146,18 +162,20 @@ def _fast(row: AuditRow) -> bytes | None:
     fields = (row.principal, row.action, row.target, row.outcome)
     if not all(type(value) is str for value in fields) or not _flat(row.details):
         return None
-    document = {
-        "v": ENCODING_VERSION,
-        "seq": seq,
-        "at": at.isoformat(timespec="microseconds")[:-6] + "Z",  # "+00:00" for any zero offset
-        "principal": row.principal,
-        "action": row.action,
-        "target": row.target,
-        "outcome": row.outcome,
-        "details": row.details,
-    }
+    at_text = _TIME % (at.year, at.month, at.day, at.hour, at.minute, at.second, at.microsecond)
     try:
-        encoded = _ENCODE(document).encode("utf-8")
+        encoded = (
+            _ROW
+            % (
+                _string(row.action),
+                at_text,
+                _flat_object(row.details),
+                _string(row.outcome),
+                _string(row.principal),
+                seq,
+                _string(row.target),
+            )
+        ).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate somewhere: the general path names the field
         return None
     return encoded if len(encoded) <= MAX_ROW_BYTES else None
