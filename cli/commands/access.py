@@ -36,7 +36,8 @@ AdminKeyOpt = Annotated[
     str | None,
     typer.Option(
         "--admin-key",
-        help="An admin key: a signing key or an identity (name or file); default: the owner identity.",
+        help="An admin key: a signing key or an identity (name or file); default: the --identity "
+        "acting (a delegated admin), else the owner identity.",
     ),
 ]
 PrincipalArg = Annotated[str, typer.Argument(help="Principal name (see `principal ls`).")]
@@ -45,7 +46,8 @@ CapsArg = Annotated[str, typer.Argument(help="Capabilities: list,read,push,tag,s
 
 
 def admin_signer(name: str | None, passphrase_file: Path | None, v: Vault) -> Signer:
-    """The admin key ``name``: a signing key, else an identity's signing key; without one, the owner."""
+    """The admin key ``name``: a signing key, else an identity's signing key; without one, the
+    ``--identity`` the command acts as (once a policy exists), else the owner."""
     from vault.access.service import access_pins
     from vault.keys.owner_identity import policy_signer
     from vault.signing.signers import LocalSigner
@@ -57,6 +59,9 @@ def admin_signer(name: str | None, passphrase_file: Path | None, v: Vault) -> Si
         except NotFoundError:
             explicit = LocalSigner(identity_loader(name)().ecdsa_private)
     state, exists = ClientState.default(), v.catalog.latest_access_policy() is not None
+    if explicit is None and exists and v.keys.sources.identity is not None:
+        acting = v.keys.identity()  # --identity of a principal: a delegated admin signs as itself
+        explicit = None if acting is None else LocalSigner(acting.ecdsa_private)
     signer, pinned = policy_signer(
         v.keys, v.backend, access_pins(state), explicit, policy_exists=exists, fallback=state.trust_pins
     )

@@ -1,14 +1,16 @@
 """The access policy of one vault as this client accepts it, its edits, and read grants as key slots.
 
 **Accepting a policy.** The newest signed document in the catalog counts only if an admin key this
-client pinned signed it, it names this vault, and its serial is not below the highest this client
+client pinned signed it, or an admin principal of the document before it did and that one counts
+(:mod:`vault.access.delegation`), it names this vault, and its serial is not below the highest this client
 accepted (``access-pins.json``, the :class:`~vault.clientstate.pins.TrustPins` format in a sibling
 file, so the access serial and the trust serial roll forward independently). The admin key is
 pinned on first use; if nothing is pinned for access yet but a trust-policy admin is, that key is
 the one expected, so a vault has one root admin key. Catalog rows are never read to decide.
 
 **Changing it.** Every change (principal add, rm, rename; grant, deny, revoke) signs serial + 1
-with ``admin`` (a signing key or an identity's signing key), which must be a pinned admin key; two
+with ``admin`` (a signing key or an identity's signing key), which must be a pinned admin key or
+the signing key of a live, unexpired principal holding ``admin`` on ``*`` (a delegated admin); two
 admins at once get a ``ConflictError`` from the catalog and retry. Each change appends one audit row
 (``grant``, ``deny``, ``revoke`` or ``principal``). With provenance ``records``
 (:mod:`vault.access.records`), the first policy lists the versions and tags that exist, and a change
@@ -31,20 +33,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from vault.access.delegation import accept_chain, delegated_admin_keys, document_digest
 from vault.access.enforcement import GrantView, enforcement, holds_keyring_read, keyring_namespace
 from vault.access.patterns import STAR, Capability, Rule
 from vault.access.policy import (
     AccessPolicy,
     Explanation,
-    document_signer,
     explain,
     sign_access_policy,
-    verify_access_policy,
 )
 from vault.access.principals import Principal, new_principal
 from vault.catalog.access import AccessIndex, GrantIndexRow, PrincipalIndexRow
 from vault.clientstate.pins import TrustPins
-from vault.errors import IntegrityError, MlvaultError, PermissionDeniedError, UntrustedSignerError
+from vault.errors import IntegrityError, MlvaultError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from vault.access.records import ProvenanceRecords
@@ -156,32 +157,24 @@ class AccessControl:
                     f"accepted serial {seen}: the catalog was rolled back or tampered with; restore it"
                 )
             return AccessState(None)
-        signer = document_signer(row.document)
-        if pinned and signer is not None and signer not in pinned:
-            raise UntrustedSignerError(
-                f"the access policy is signed by key {signer[:16]}, not by a pinned admin key of vault "
-                f"{vault_id} ({', '.join(p[:16] for p in pinned)}): refused"
-            )
-        policy = verify_access_policy(row.document, pinned or ([signer] if signer else []))
-        if policy.vault_id != vault_id:
+        if row.serial < seen:
             raise IntegrityError(
-                f"the access policy in this catalog was written for vault {policy.vault_id or '(none)'}, "
-                f"not {vault_id}: it was copied from another vault"
-            )
-        if policy.serial != row.serial:
-            raise IntegrityError(
-                f"the access policy stored as serial {row.serial} says it is {policy.serial}"
-            )
-        if policy.serial < seen:
-            raise IntegrityError(
-                f"the access policy (serial {policy.serial}) is older than serial {seen}, which this client "
+                f"the access policy (serial {row.serial}) is older than serial {seen}, which this client "
                 "has already accepted: the catalog was rolled back or tampered with"
             )
-        assert signer is not None  # the document verified, so it names its key
-        pinned_now = self._pin(signer)
-        if policy.serial > seen:
-            self._pins.record_serial(vault_id, policy.serial)
-        return AccessState(policy, signer, pinned_now)
+        digest, seen_digest = document_digest(row.document), self._pins.policy_digest(vault_id)
+        accepted = accept_chain(
+            row,
+            self._store.access_policy,
+            roots=pinned,
+            seen=(seen, seen_digest),
+            vault_id=vault_id,
+            today=self._clock().date(),
+        )
+        pinned_now = self._pin(accepted.root) if accepted.root else None
+        if (row.serial, digest) != (seen, seen_digest):
+            self._pins.record_serial(vault_id, row.serial, digest=digest)
+        return AccessState(accepted.policy, accepted.signer, pinned_now)
 
     def pinned_admins(self) -> tuple[str, ...]:
         """The admin keys this client pinned for the vault (access pins, else the trust admin)."""
@@ -302,10 +295,16 @@ class AccessControl:
         state = self.current()
         admin_fp = admin.fingerprint()
         pinned = self._pinned()
-        if pinned and admin_fp not in pinned:
+        root = not pinned or admin_fp in pinned
+        if not root and (
+            state.policy is None or admin_fp not in delegated_admin_keys(state.policy, self._clock().date())
+        ):
+            serial = state.policy.serial if state.policy else 0
             raise PermissionDeniedError(
                 f"admin key {admin_fp[:16]} is not a pinned admin key of vault {self._vault_id} "
-                f"({', '.join(p[:16] for p in pinned)}); sign access changes with --admin-key of that key"
+                f"({', '.join(p[:16] for p in pinned)}) nor the signing key of a live principal holding "
+                f"admin on '*' at access policy serial {serial}; sign access changes with --admin-key "
+                "of such a key (or --identity of an admin principal)"
             )
         before = state.policy or AccessPolicy(self._vault_id)
         after = edit(before)
@@ -320,8 +319,8 @@ class AccessControl:
             created_by=self._actor,
             at=self._clock(),
         )
-        pinned_now = self._pin(admin_fp) or state.pinned_now
-        self._pins.record_serial(self._vault_id, after.serial)
+        pinned_now = (self._pin(admin_fp) if root else None) or state.pinned_now
+        self._pins.record_serial(self._vault_id, after.serial, digest=document_digest(document))
         changes: tuple[KeyChange, ...] = ()
         if touched is not None:
             changes = self._reconcile(before, after, *touched)

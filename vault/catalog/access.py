@@ -1,7 +1,8 @@
 """Catalog storage for the signed access policy, and an index of its newest document.
 
 The catalog only *stores* the documents; it vouches for nothing. A client reads the newest
-document and accepts it only if a pinned admin key signed it (:mod:`vault.access.service`).
+document and accepts it only if a pinned admin key signed it, or an admin principal of the document
+before it (:mod:`vault.access.delegation`, which reads older serials with :meth:`AccessIndex.access_policy`).
 Documents are append-only and numbered by their serial: storing a serial not above the newest
 is a ``ConflictError``, which is what two admins changing the policy at once get.
 
@@ -22,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 from vault.catalog.engine import Aggregate
 from vault.catalog.schema import access_grants, access_policies, access_principals
 from vault.catalog.signatures import newest_document
-from vault.errors import ConflictError
+from vault.errors import ConflictError, MalformedSignatureError
 
 MAX_STORED_ACCESS_POLICY_BYTES = 4 * 1024 * 1024
 
@@ -67,6 +68,29 @@ class AccessIndex(Aggregate):
         """The newest stored access-policy document, or ``None`` if the vault has none."""
         row = newest_document(self._engine, access_policies, MAX_STORED_ACCESS_POLICY_BYTES, "access policy")
         return None if row is None else AccessPolicyRow(*row)
+
+    def access_policy(self, serial: int) -> AccessPolicyRow | None:
+        """The stored document of one serial (not yet verified), or ``None``; size checked first."""
+        columns = (access_policies.c.created_by, access_policies.c.created_at)
+        with self._engine.connect() as conn:
+            head = conn.execute(
+                select(*columns, func.length(access_policies.c.document).label("size")).where(
+                    access_policies.c.serial == serial
+                )
+            ).first()
+            if head is None:
+                return None
+            if head.size > MAX_STORED_ACCESS_POLICY_BYTES:
+                raise MalformedSignatureError(
+                    f"the stored access policy (serial {serial}) is {head.size} bytes, "
+                    f"over the {MAX_STORED_ACCESS_POLICY_BYTES}-byte limit"
+                )
+            document = conn.scalar(
+                select(access_policies.c.document).where(access_policies.c.serial == serial)
+            )
+        if document is None:
+            return None
+        return AccessPolicyRow(serial, bytes(document), head.created_by, head.created_at)
 
     def store_access_policy(
         self,

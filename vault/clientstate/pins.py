@@ -8,6 +8,8 @@ client's config directory:
 * ``catalog-pins.json`` — ``{"<vault id>": "<catalog URL>"}`` (its historical flat format);
 * ``pins.json`` — ``{"format": 1, "vaults": {"<vault id>": {"admins": [fp], "policy_serial": 7}}}``:
   the pinned admin keys and the highest policy serial accepted, so a rolled-back catalog is caught;
+  the access pins also keep ``"policy_digest": "<sha256 hex>"`` of the document accepted at that
+  serial (absent in older files), where the walk over delegated admins' documents stops;
 * ``unlock-slots.json`` — ``{"format": 1, "vaults": {"<vault id>": "<slot id>"}}``: the key slot
   that last opened each vault, tried first next time so planted slots cannot go first;
 * ``key-pins.json`` — ``{"format": 1, "vaults": {"<vault id>": {"owner": c, "rings": {"<ring id>": c}}}}``:
@@ -104,24 +106,39 @@ class TrustPins:
                 admins.append(fingerprint)
             entry["admins"] = admins
 
-    def record_serial(self, vault_id: str, serial: int) -> None:
-        """Remember that a policy with ``serial`` was accepted (never lowers the stored value)."""
+    def policy_digest(self, vault_id: str) -> str | None:
+        """The SHA-256 of the document accepted at :meth:`policy_serial`, if recorded."""
+        digest = self._entry(self.file.read(), vault_id)["policy_digest"]
+        return digest if isinstance(digest, str) else None
+
+    def record_serial(self, vault_id: str, serial: int, *, digest: str | None = None) -> None:
+        """Remember that a policy with ``serial`` (and SHA-256 ``digest``) was accepted (never lowers
+        the stored serial; a digest is kept only beside its own serial)."""
+        if digest is not None:
+            check_fingerprint(digest)
         with self.file.update() as doc:
             entry = doc["vaults"].setdefault(vault_id, {})
-            entry["policy_serial"] = max(int(entry.get("policy_serial", 0)), serial)
+            stored = int(entry.get("policy_serial", 0))
+            if serial > stored:
+                entry.pop("policy_digest", None)
+            entry["policy_serial"] = max(stored, serial)
+            if digest is not None and serial >= stored:
+                entry["policy_digest"] = digest
 
     def _entry(self, doc: Document, vault_id: str) -> dict[str, Any]:
         entry = doc["vaults"].get(vault_id, {})
         admins = entry.get("admins", []) if isinstance(entry, dict) else None
         serial = entry.get("policy_serial", 0) if isinstance(entry, dict) else None
+        digest = entry.get("policy_digest") if isinstance(entry, dict) else None
         if (
-            not isinstance(admins, list)
+            (digest is not None and not (isinstance(digest, str) and is_fingerprint(digest)))
+            or not isinstance(admins, list)
             or not all(isinstance(a, str) and is_fingerprint(a) for a in admins)
             or not isinstance(serial, int)
             or isinstance(serial, bool)
         ):
             raise ConfigurationError(f"the pin file {self.path} has a malformed entry for vault {vault_id}")
-        return {"admins": admins, "policy_serial": serial}
+        return {"admins": admins, "policy_serial": serial, "policy_digest": digest}
 
 
 def _empty_vaults() -> Document:
