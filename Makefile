@@ -26,7 +26,7 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	MLVAULT_TEST_POSTGRES_URL=$${MLVAULT_TEST_POSTGRES_URL-$(PG_URL)} \
-		$(BIN)/python -m pytest --cov=vault --cov=cli --cov-report=term:skip-covered -q
+		$(BIN)/python -m pytest --cov=vault --cov=cli --cov-report=term:skip-covered -q --durations=30
 
 # The README's test command: lint, types, then the whole suite (SQLite, PostgreSQL, moto S3).
 test: lint typecheck unit
