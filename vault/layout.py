@@ -12,6 +12,7 @@ kind is not ours, and the caller treats it as foreign rather than guessing.
     keys/owner/<slot id>        passphrase (and later KMS, recipient) slots on the owner key
     keys/<ring id>/<slot id>    slots wrapping a namespace keyring
     owner-identity/<id>         the owner identity, sealed under the owner key (vault.keys.owner_identity)
+    recovery-identity/<slot id> a kept recovery identity, sealed under the owner key (vault.keys.recovery)
     namespaces/<id>             owner-signed record: a deeper namespace's own keyring (vault.keys.subtrees)
     manifests/<version id>      sealed version manifests
     manifests/<version id>.e<N> the same manifest re-sealed under key epoch N (``rekey --reencrypt``)
@@ -47,6 +48,7 @@ RECORDS_PREFIX = "records/"
 VERSION_RECORDS_PREFIX = "records/v/"
 TAG_RECORDS_PREFIX = "records/t/"
 OWNER_IDENTITY_PREFIX = "owner-identity/"
+RECOVERY_IDENTITY_PREFIX = "recovery-identity/"
 NAMESPACES_PREFIX = "namespaces/"
 OWNER_RING = "owner"
 BACKUP_TARGET = "backup/target"
@@ -154,6 +156,17 @@ def owner_identity_key(object_id: str) -> str:
 def parse_owner_identity_key(key: str) -> str | None:
     """The object id of an owner-identity key, or None if ``key`` is not one."""
     rest = key.removeprefix(OWNER_IDENTITY_PREFIX)
+    return rest if rest != key and is_id(rest) else None
+
+
+def recovery_identity_key(slot_id: str) -> str:
+    """Storage key of the recovery identity whose x25519 slot on the owner ring is ``slot_id``."""
+    return RECOVERY_IDENTITY_PREFIX + _require_id(slot_id, "recovery identity")
+
+
+def parse_recovery_identity_key(key: str) -> str | None:
+    """The slot id of a recovery-identity key, or None if ``key`` is not one."""
+    rest = key.removeprefix(RECOVERY_IDENTITY_PREFIX)
     return rest if rest != key and is_id(rest) else None
 
 

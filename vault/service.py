@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # and imported where used: the backup stack loads prometheus_
     from vault.backup.run import BackupRunner
     from vault.backup.schedules import BackupSchedules, Clock
     from vault.clientstate import ClientState
-    from vault.clientstate.identities import PublicIdentity
+    from vault.clientstate.identities import Identity, PublicIdentity
     from vault.signing.signers import Signer
 
 __all__ = ["CheckReport", "PullResult", "PushResult", "RekeyReport", "SlotInfo", "Vault", "VersionDetails"]
@@ -397,12 +397,20 @@ class Vault:
             admin.add_recipient(self.keys, self.backend, self.catalog, public, namespace, label=label)
         )
 
-    def add_recovery(self, public: PublicIdentity, *, label: str | None = None) -> str:
-        """Wrap the owner key to ``public``: its private key opens (and restores) everything."""
+    def add_recovery(self, public: PublicIdentity | None, *, label: str | None = None) -> str:
+        """Wrap the owner key to ``public`` (its private key opens and restores everything), or with
+        None to a recovery identity generated here and kept sealed under the owner key."""
         self.gate.require_admin("add key slots")
         return self.audit.keys_changed(
             admin.add_recovery(self.keys, self.backend, self.catalog, public, label=label)
+            if public is not None
+            else admin.add_generated_recovery(self.keys, self.backend, self.catalog, label=label)[0]
         )
+
+    def kept_recovery(self, slot_id: str | None = None) -> tuple[str, Identity]:
+        """The recovery identity this vault keeps (for ``slot_id``, or its only one); needs the owner key."""
+        self.gate.require_admin("export the recovery identity")
+        return admin.kept_recovery(self.keys, self.backend, slot_id)
 
     def remove_slot(self, slot_id: str) -> SlotInfo:
         """Delete a key slot (never the last one that opens the owner key)."""

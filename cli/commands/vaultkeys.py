@@ -1,4 +1,4 @@
-"""``mlvault keys ls / add-passphrase / add-kms / add-recipient / add-recovery / rm``: the vault's key slots.
+"""``mlvault keys ls / add-passphrase / add-kms / add-recipient / add-recovery / export-recovery / rm``.
 
 Not to be confused with ``mlvault key …`` (:mod:`cli.commands.keys`), which manages signing keys in
 the client's config directory. Each command opens the vault with the usual sources (identity, KMS,
@@ -15,12 +15,13 @@ from rich.table import Table
 
 from vault.clientstate.identities import MAX_PUBLIC_BYTES, PublicIdentity
 from vault.crypto.kdf import KdfParams
-from vault.errors import UsageError
+from vault.errors import DestinationExistsError, UsageError
 
 from .. import output
 from ..app import JsonOpt, app, global_options, handle_errors, open_vault
 from ..output import emit_json
 from ..secrets import read_secret
+from .identity import IdentityPassphraseFileOpt, identity_passphrase
 
 NEW_PASSPHRASE_ENV = "MLVAULT_NEW_PASSPHRASE"  # noqa: S105 — the variable's name, not a secret
 
@@ -145,16 +146,70 @@ def keys_add_recipient(
 @global_options
 def keys_add_recovery(
     ctx: typer.Context,
-    public_file: Annotated[Path, typer.Argument(help="Public identity file of the recovery recipient.")],
+    public_file: Annotated[
+        Path | None, typer.Argument(help="Public identity file of the recovery recipient.")
+    ] = None,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate", help="Generate the recovery identity and keep it sealed under the owner key."
+        ),
+    ] = False,
     label: LabelOpt = None,
 ) -> None:
     """Wrap the owner key to a recovery identity: its private key opens (and restores) everything."""
-    public = _read_public(public_file)
+    if generate == (public_file is not None):
+        raise UsageError("give either a public identity file or --generate (not both)")
+    public = _read_public(public_file) if public_file is not None else None
     with open_vault(ctx) as v:
         slot_id = v.add_recovery(public, label=label)
+        (info,) = [s for s in v.key_slots() if s.slot_id == slot_id]
+    kept = " (kept sealed under the owner key; `keys export-recovery` writes it out)" if generate else ""
     output.out.print(
-        f"added recovery slot {slot_id}: identity {public.name} ({public.fingerprint[:16]}) "
-        "opens the owner key",
+        f"added recovery slot {slot_id}: identity {info.recipient and info.recipient[:16]} "
+        f"opens the owner key{kept}",
+        markup=False,
+    )
+
+
+@keys_app.command("export-recovery")
+@handle_errors
+@global_options
+def keys_export_recovery(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Identity file to create (never overwritten).")],
+    slot_id: Annotated[
+        str | None, typer.Argument(help="Recovery slot id (see keys ls); needed only if there are several.")
+    ] = None,
+    no_passphrase: Annotated[
+        bool, typer.Option("--no-passphrase", help="Write the private keys unencrypted (mode 0600).")
+    ] = False,
+    identity_passphrase_file: IdentityPassphraseFileOpt = None,
+    kdf_time: Annotated[int, typer.Option(help="Argon2id iterations.")] = 3,
+    kdf_memory_mib: Annotated[float, typer.Option(help="Argon2id memory in MiB.")] = 64,
+    kdf_parallelism: Annotated[int, typer.Option(help="Argon2id lanes.")] = 4,
+) -> None:
+    """Write the recovery identity the vault keeps to an identity file (`backup restore --recovery-key`)."""
+    from vault.clientstate.identities import identity_file_bytes
+    from vault.keys.recovery import write_new_file
+
+    kdf = KdfParams(kdf_time, int(kdf_memory_mib * 1024), kdf_parallelism)
+    if out.exists() or out.is_symlink():
+        raise DestinationExistsError(f"{out} already exists; refusing to overwrite it")
+    with open_vault(ctx) as v:
+        chosen, identity = v.kept_recovery(slot_id)
+    secret = (
+        None
+        if no_passphrase
+        else identity_passphrase(
+            identity_passphrase_file, f"the exported recovery identity {out}", confirm=True
+        )
+    )
+    write_new_file(out, identity_file_bytes(identity, secret, kdf))
+    form = "unencrypted, mode 0600" if no_passphrase else "encrypted with Argon2id, mode 0600"
+    output.out.print(
+        f"wrote the recovery identity of slot {chosen} ({identity.public.fingerprint[:16]}) "
+        f"to {out} ({form})",
         markup=False,
     )
 

@@ -202,16 +202,10 @@ class Identities:
     def create(self, name: str, passphrase: bytes | None, kdf: KdfParams) -> PublicIdentity:
         """Generate identity ``name``, encrypted under ``passphrase`` unless it is None."""
         self.check_available(name)
-        if passphrase is not None and not passphrase:
-            raise UsageError("the identity passphrase must not be empty (use --no-passphrase instead)")
         x_key = X25519PrivateKey.generate()
         e_key = keys.generate_private_key()
         public = PublicIdentity(name, x_key.public_key().public_bytes_raw(), _spki(e_key.public_key()))
-        secret = x_key.private_bytes_raw() + e_key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        salt, nonce = os.urandom(_SALT_LEN), aead.new_nonce()
-        data = _seal_from_parts(public.encode(), secret, passphrase, kdf, salt=salt, nonce=nonce)
+        data = identity_file_bytes(Identity(name, x_key, e_key, public), passphrase, kdf)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._secret_path(name)
         if not _write_atomic(path, data, 0o600, overwrite=False):
@@ -273,6 +267,17 @@ class Identities:
 
 
 # -- the secret file ---------------------------------------------------------------------------
+
+
+def identity_file_bytes(identity: Identity, passphrase: bytes | None, kdf: KdfParams) -> bytes:
+    """``identity`` as a secret file (``identity new``'s format), encrypted unless ``passphrase`` is None."""
+    if passphrase is not None and not passphrase:
+        raise UsageError("the identity passphrase must not be empty (use --no-passphrase instead)")
+    secret = identity.x25519_private.private_bytes_raw() + identity.ecdsa_private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    salt, nonce = os.urandom(_SALT_LEN), aead.new_nonce()
+    return _seal_from_parts(identity.public.encode(), secret, passphrase, kdf, salt=salt, nonce=nonce)
 
 
 def _seal_from_parts(

@@ -17,6 +17,7 @@ and either lets its holder read. So a recipient can read and push that namespace
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ from vault.storage import Backend
 
 if TYPE_CHECKING:
     from vault.catalog import Catalog
-    from vault.clientstate.identities import PublicIdentity
+    from vault.clientstate.identities import Identity, PublicIdentity
     from vault.keycache import KeyCache
 
 RECOVERY_LABEL = "recovery"
@@ -183,6 +184,39 @@ def add_recovery(
     return _recorded(keys, catalog, slot_id, layout.OWNER_RING, "x25519", label, public.x25519_public)
 
 
+def add_generated_recovery(
+    keys: KeyCache, backend: Backend, catalog: Catalog, *, label: str | None = None
+) -> tuple[str, PublicIdentity]:
+    """Generate a recovery identity, wrap the owner key to it and keep it sealed under the owner key.
+
+    The slot is written first, then the sealed identity: if that fails the slot is deleted again,
+    so a recovery slot whose private part the vault should keep never exists without it.
+    """
+    from vault.keys import recovery
+
+    label = _label(label) or RECOVERY_LABEL
+    owner_key = keys.owner_key()
+    identity = recovery.generate()
+    slot_id = slots.write_x25519_slot(
+        backend, keys.vault_id, layout.OWNER_RING, identity.public.x25519_public, owner_key
+    )
+    try:
+        recovery.store(backend, keys.vault_id, owner_key, slot_id, identity)
+    except BaseException:
+        backend.delete(layout.slot_key(layout.OWNER_RING, slot_id))
+        raise
+    _recorded(keys, catalog, slot_id, layout.OWNER_RING, "x25519", label, identity.public.x25519_public)
+    return slot_id, identity.public
+
+
+def kept_recovery(keys: KeyCache, backend: Backend, slot_id: str | None = None) -> tuple[str, Identity]:
+    """The recovery identity the vault keeps for ``slot_id`` (or its only one), opened with the owner key."""
+    from vault.keys import recovery
+
+    chosen = recovery.choose(backend, slot_id)
+    return chosen, recovery.load(backend, keys.vault_id, keys.owner_key(), chosen)
+
+
 def remove_slot(keys: KeyCache, backend: Backend, catalog: Catalog, slot_id: str) -> SlotInfo:
     """Delete slot ``slot_id``; refused for the last owner-opening slot and keyring owner slots."""
     if not layout.is_id(slot_id):
@@ -204,5 +238,8 @@ def remove_slot(keys: KeyCache, backend: Backend, catalog: Catalog, slot_id: str
         )
     keys.owner_key()  # only the owner manages slots
     backend.delete(layout.slot_key(target.ring, slot_id))
+    if target.ring == layout.OWNER_RING:  # a generated recovery identity goes with its slot
+        with contextlib.suppress(NotFoundError):
+            backend.delete(layout.recovery_identity_key(slot_id))
     catalog.forget_slot(slot_id, target.ring, target.kind, keys.actor, keys.clock())
     return target
