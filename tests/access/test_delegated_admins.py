@@ -30,6 +30,7 @@ from vault.signing import keys
 from vault.signing.signers import LocalSigner
 
 CHEAP_KDF = KdfParams(time_cost=1, memory_kib=8, parallelism=1)
+PASSPHRASE = "correct horse battery staple"
 ADMIN = frozenset({Capability.ADMIN})
 PUSH = parse_capabilities("push")
 TODAY = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -251,3 +252,32 @@ def test_a_delegated_admin_cannot_remove_the_last_admin(v: vault.Vault, root: Lo
     ac.grant("bob", "*", ADMIN, alice_key)
     state = ac.remove_principal("alice", alice_key)  # bob is still admin
     assert state.policy is not None and [p.name for p in state.policy.live()] == ["bob"]
+
+
+def test_the_cli_signs_with_the_acting_identity(tmp_path: Path, catalog_url: str | None) -> None:
+    from typer.testing import CliRunner
+
+    from mlvault_cli.main import app
+
+    path = tmp_path / "v"
+    vault.init_vault(str(path), passphrase=PASSPHRASE, kdf=CHEAP_KDF, catalog_url=catalog_url).close()
+    env = {"MLVAULT_VAULT": str(path), **({"MLVAULT_CATALOG": catalog_url} if catalog_url else {})}
+
+    def run(*args: str, owner: bool = False) -> tuple[int, str]:
+        extra = {"MLVAULT_PASSPHRASE": PASSPHRASE} if owner else {"MLVAULT_PASSPHRASE": None}
+        result = CliRunner().invoke(app, list(args), env={**env, **extra})  # type: ignore[dict-item]
+        return result.exit_code, result.stdout + result.stderr
+
+    ids = ClientState.default().identities()
+    pubs = {}
+    for name in ("alice", "bob"):
+        pubs[name] = tmp_path / f"{name}.pub"
+        pubs[name].write_bytes(ids.create(name, None, CHEAP_KDF).encode())
+    alice_fp = ids.public_of("alice").signing_fingerprint
+    assert run("principal", "add", "alice", "--identity", str(pubs["alice"]), owner=True)[0] == 0
+    assert run("grant", "alice", "*", "admin", owner=True)[0] == 0
+    assert run("principal", "add", "bob", "--identity", str(pubs["bob"]), owner=True)[0] == 0
+    code, said = run("--identity", "alice", "grant", "bob", "team/vision/+", "push")
+    assert code == 0 and f"serial 4, signed by {alice_fp}" in said, said
+    code, said = run("--identity", "bob", "grant", "bob", "team/+", "push")
+    assert code == 15 and "may not grant" in said, said
