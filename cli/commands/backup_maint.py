@@ -29,6 +29,7 @@ from ..app import (
     storage_options,
 )
 from ..output import emit_json
+from ..settings import passphrase_reader
 from .backup import NameArg, accepted_signers, backup_app, target_url
 
 
@@ -170,7 +171,12 @@ def backup_restore(
         str | None, typer.Option("--target-catalog", help="Catalog URL of the new vault (default: its own).")
     ] = None,
     recovery_key: Annotated[
-        str | None, typer.Option("--recovery-key", help="The recovery identity (name or file).")
+        str | None,
+        typer.Option(
+            "--recovery-key",
+            help="The recovery identity (name or file); without it, the one the vault kept, opened with "
+            "the owner's passphrase (--passphrase-file, MLVAULT_PASSPHRASE or a prompt).",
+        ),
     ] = None,
     target_endpoint_url: Annotated[
         str | None, typer.Option("--target-endpoint-url", help="S3 endpoint of --to.")
@@ -188,28 +194,30 @@ def backup_restore(
         ),
     ] = None,
 ) -> None:
-    """Rebuild a working vault from a backup; needs no catalog, only the target and the recovery key."""
+    """Rebuild a working vault from a backup; needs no catalog, only the target and the recovery key
+    (or, when the vault kept its recovery identity, the owner's passphrase)."""
     settings = settings_of(ctx)
     key = recovery_key or settings.identity
-    if key is None:
-        raise UsageError("give the recovery identity with --recovery-key (the snapshot is sealed to it)")
     options = storage_options(settings)
     to_options = StorageOptions(
         target_endpoint_url, target_profile, target_region, settings.allow_insecure_http
     )
     backend = open_backend(target_url(source), options)
     try:
-        from vault.backup.restore import restore_vault
+        from vault.backup.restore import kept_recovery_identity, restore_vault
 
+        state = ClientState.default()
         report = restore_vault(
             backend,
-            identity_loader(key)(),
+            identity_loader(key)()
+            if key is not None
+            else kept_recovery_identity(backend, passphrase_reader(settings), state=state),
             to_url=target_url(to),
             to_options=to_options,
             snapshot_id=snapshot_id,
             target_catalog=target_catalog,
             admin_fingerprints=tuple(admin_key_fingerprint or ()),
-            state=ClientState.default(),
+            state=state,
         )
     finally:
         backend.close()

@@ -1,6 +1,9 @@
 """``backup restore``: a working vault rebuilt from a backup target, with no catalog to start from.
 
-The vault may be gone entirely; the target and the recovery identity are all this needs:
+The vault may be gone entirely; the target and the recovery identity are all this needs. Without
+an identity file, the owner's passphrase will do when the vault kept its recovery identity sealed
+under the owner key (:func:`kept_recovery_identity`): the target's owner-ring passphrase slot opens
+the owner key, which opens the kept ``recovery-identity/<slot id>`` object.
 
 1. The target's marker names the vault id; the snapshot is the one asked for or the newest. Its
    envelope is opened with the recovery identity (:func:`vault.backup.snapshot.open_snapshot`): a
@@ -22,6 +25,7 @@ The vault may be gone entirely; the target and the recovery identity are all thi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,6 +130,30 @@ def open_target_snapshot(
     )
     signed_by = snapshot.check_signature(envelope, raw_list, trust.acceptance, objects.created_at)
     return OpenedSnapshot(vault_id, objects, payload, trust, signed_by)
+
+
+def kept_recovery_identity(
+    target: Backend, passphrase: Callable[[], bytes], *, state: ClientState | None = None
+) -> Identity:
+    """The recovery identity the vault kept sealed under its owner key (``keys add-recovery
+    --generate``), read from ``target`` and opened with the owner key the passphrase opens there.
+
+    The target holds the owner ring's slots and ``recovery-identity/`` objects verbatim, so no
+    recovery identity file is needed: only a passphrase that opened the vault's owner key.
+    """
+    from vault.keys import recovery
+
+    vault_id = snapshot.read_marker(target)
+    if vault_id is None:
+        raise NotFoundError(f"{target.url} is not an mlvault backup target (no backup/target marker)")
+    kept = [s for s in recovery.kept_slots(target) if target.exists(layout.slot_key(layout.OWNER_RING, s))]
+    if not kept:
+        raise NotFoundError(
+            f"the backup target {target.url} holds no recovery identity kept by the vault "
+            "(`keys add-recovery --generate`); give the recovery identity with --recovery-key"
+        )
+    keys = KeyCache(target, bytes.fromhex(vault_id), Unlock(passphrase=passphrase), key_pins=state)
+    return recovery.load(target, keys.vault_id, keys.owner_key(), kept[-1])
 
 
 def default_catalog_url(url: str, vault_id: str) -> str:
