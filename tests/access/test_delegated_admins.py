@@ -172,6 +172,27 @@ def test_a_serial_forged_by_a_non_admin_principal_is_refused(
             control(v, client).current()
 
 
+def test_a_service_principal_holding_admin_never_signs_a_policy(
+    v: vault.Vault, root: LocalSigner, tmp_path: Path
+) -> None:
+    """A backup job holds admin on '*' for its commands, but its key file has no passphrase: whoever
+    copies it must not be able to sign a policy that others accept."""
+    ac, _, _ = delegated(v, root)
+    job, job_key = person("backup-job")
+    ac.add_principal("backup-job", job, root, kind="service")
+    state = ac.grant("backup-job", "*", ADMIN, root)  # 5
+    with pytest.raises(PermissionDeniedError, match="service principals never sign policies"):
+        ac.grant("backup-job", "team/+", PUSH, job_key)
+    assert state.policy is not None  # the job's key signs anyway and writes the catalog itself
+    forged = state.policy.granted("bob", "*", ADMIN)
+    v.catalog.store_access_policy(
+        forged.serial, sign_access_policy(forged, job_key), principals=[], grants=[], created_by="x", at=TODAY
+    )
+    for client in (ClientState.default(), pinned_to(tmp_path, "other", v, root)):
+        with pytest.raises(UntrustedSignerError, match="backup-job is a service principal"):
+            control(v, client).current()
+
+
 def test_a_gap_in_serials_is_refused(v: vault.Vault, root: LocalSigner, tmp_path: Path) -> None:
     ac, alice_key, _ = delegated(v, root)
     ac.grant("bob", "team/+", PUSH, alice_key)  # 4
@@ -281,3 +302,19 @@ def test_the_cli_signs_with_the_acting_identity(tmp_path: Path, catalog_url: str
     assert code == 0 and f"serial 4, signed by {alice_fp}" in said, said
     code, said = run("--identity", "bob", "grant", "bob", "team/+", "push")
     assert code == 15 and "may not grant" in said, said
+
+
+@pytest.mark.parametrize("catalog_url", ["sqlite"], indirect=True)  # PostgreSQL's bytea refuses text
+def test_a_document_stored_as_text_is_a_malformed_policy_not_a_crash(
+    v: vault.Vault, root: LocalSigner
+) -> None:
+    """SQLite keeps whatever type it is given: a catalog writer can put TEXT where bytes belong."""
+    ac, _, _ = delegated(v, root)
+    sql(v, "UPDATE access_policies SET document = 'x' || hex(document) WHERE serial = 3")
+    with pytest.raises(MalformedSignatureError, match="not binary data"):
+        ac.current()  # the newest row
+    with pytest.raises(MalformedSignatureError, match=r"serial 3\) is not binary data"):
+        v.catalog.access_policy(3)  # the walk's read of one serial
+    sql(v, "UPDATE access_policies SET document = 'é' WHERE serial = 2")
+    with pytest.raises(MalformedSignatureError):
+        v.catalog.access_policy(2)

@@ -130,14 +130,20 @@ def test_strangers_removed_and_expired_principals_may_do_nothing(
         gate_for(policy, people["old"]).require_admin("keys")
 
 
-def test_the_caller_is_found_by_either_fingerprint(
+def test_the_caller_is_found_by_both_fingerprints_and_mixed_halves_match_nobody(
     policy: AccessPolicy, people: dict[str, PublicIdentity]
 ) -> None:
     alice = people["alice"]
-    signing_only = PublicIdentity("alice-laptop", b"\x01" * 32, alice.ecdsa_public_der)
-    assert gate_for(policy, signing_only).require("read", "team/a").name == "alice"
-    renamed = PublicIdentity("whatever", alice.x25519_public, people["eve"].ecdsa_public_der)
-    assert gate_for(policy, renamed).require("read", "team/a").name == "alice"
+    renamed = PublicIdentity("alice-laptop", alice.x25519_public, alice.ecdsa_public_der)
+    assert gate_for(policy, renamed).require("read", "team/a").name == "alice"  # the name is only a label
+    # the public half is read without a passphrase: eve pairing her own X25519 key with alice's
+    # signing key (or alice's X25519 key with her own signing key) is not alice
+    for mixed in (
+        PublicIdentity("alice", b"\x01" * 32, alice.ecdsa_public_der),
+        PublicIdentity("alice", alice.x25519_public, people["eve"].ecdsa_public_der),
+    ):
+        with pytest.raises(PermissionDeniedError, match="is not a principal"):
+            gate_for(policy, mixed).require("list", "team/a")
 
 
 def test_every_question_reads_the_policy_afresh(

@@ -91,3 +91,32 @@ def test_rollbacks_against_accepted_serials_are_refused(tmp_path: Path) -> None:
         )
     with pytest.raises(IntegrityError, match="malformed"):
         snapshot_trust({"access_policies": {"columns": ["serial"], "rows": [[1]]}}, VAULT, None, state=state)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"access_policies": {"columns": ["serial", "document"], "rows": [[1e999, "00"]]}}',
+        b'{"access_policies": {"columns": ["serial", "document"], "rows": [[Infinity, "00"]]}}',
+        b'{"access_policies": {"columns": ["serial", "document"], "rows": [[NaN, "00"]]}}',
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+    ids=["huge-number", "infinity", "nan", "deep-nesting"],
+)
+def test_hostile_numbers_and_nesting_in_a_snapshot_are_integrity_errors(payload: bytes) -> None:
+    """Anyone can seal to the recovery public key: the rows are hostile until verified."""
+    import zstandard
+
+    from vault.backup.snapshot import decompress_json
+
+    with pytest.raises(IntegrityError, match="not compressed JSON"):
+        decompress_json(zstandard.ZstdCompressor().compress(payload), 1 << 22, "the snapshot")
+
+
+@pytest.mark.parametrize("serial", [1.5, True, "3", None, [1]])
+def test_policy_rows_of_the_wrong_type_are_named(serial: object) -> None:
+    from vault.backup.anchor import newest_document
+
+    rows = {"access_policies": {"columns": ["serial", "document"], "rows": [[2, "00"], [serial, "00"]]}}
+    with pytest.raises(IntegrityError, match="access_policies rows are malformed"):
+        newest_document(rows, "access_policies")

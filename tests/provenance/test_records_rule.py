@@ -219,3 +219,23 @@ def test_a_planted_last_numbered_tag_record_is_named(catalog: Catalog) -> None:
         w.records.write_tag(w.as_alice, w.policy, "team/model", "prod", "01" * 16)
     with pytest.raises(ProvenanceRefusedError, match="unusable"):
         w.records.check_tag("team/model", "prod", version(), w.policy, w.admins)
+
+
+def test_an_old_tag_record_copied_under_a_higher_number_is_a_refused_rollback(catalog: Catalog) -> None:
+    w = World(catalog)
+    v1, v2 = version(), version(number=2, vid="02" * 16)
+    w.records.write_tag(w.as_alice, w.policy, "team/model", "prod", v1.id)
+    w.records.write_tag(w.as_alice, w.policy, "team/model", "prod", v2.id)  # e.g. a security fix
+    tid = tag_id(VAULT, "team/model", "prod")
+    # a storage writer replays move #1 (genuinely signed, for this tag) as #3, and the catalog is
+    # pointed back at v1 by SQL: without the number check the newest record would vouch for v1
+    w.backend.put(layout.tag_record_key(tid, 3), w.backend.get(layout.tag_record_key(tid, 1)))
+    with pytest.raises(ProvenanceRefusedError, match="stored as #3 but signed as #1"):
+        w.records.check_tag("team/model", "prod", v1, w.policy, w.admins)
+    # the next genuine move does not take the replay's version as where the tag was
+    fourth = w.records.write_tag(w.as_alice, w.policy, "team/model", "prod", v2.id)
+    assert fourth.seq == 4
+    from vault.access.provenance import verify_record
+
+    assert verify_record(w.backend.get(layout.tag_record_key(tid, 4))).record.previous is None
+    w.records.check_tag("team/model", "prod", v2, w.policy, w.admins)

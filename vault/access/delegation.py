@@ -35,12 +35,17 @@ def document_digest(document: bytes) -> str:
 
 
 def delegated_admin_keys(policy: AccessPolicy, today: dt.date) -> dict[str, str]:
-    """Signing fingerprint → name of each live, unexpired principal holding ``admin`` on ``*``."""
+    """Signing fingerprint → name of each live, unexpired *user* principal holding ``admin`` on ``*``.
+
+    A service principal (a backup job, a CI job) may hold ``admin`` on ``*`` to pass capability
+    checks, but its key usually sits unencrypted in a cron or CI environment: it never signs the
+    policy, so whoever copies that file cannot grant themselves anything.
+    """
     admins = policy.admins()
     return {
         p.signing_fingerprint: p.name
         for p in policy.principals
-        if p.id in admins and p.live and not p.expired(today)
+        if p.id in admins and p.kind == "user" and p.live and not p.expired(today)
     }
 
 
@@ -132,6 +137,8 @@ def _why(before: AccessPolicy, signer: str, today: dt.date) -> str:
         return f"; principal {who.name} was removed by serial {before.serial}"
     if who.expired(today):
         return f"; principal {who.name} expired on {who.expires}"
+    if who.kind != "user":
+        return f"; principal {who.name} is a {who.kind} principal, and only user principals sign policies"
     return f"; principal {who.name} did not hold admin on '*' at serial {before.serial}"
 
 

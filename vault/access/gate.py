@@ -1,8 +1,9 @@
 """The capability gate: who is calling, and may they do this — asked before any work is done.
 
 **The caller.** A command run with ``--identity`` acts as the principal of the access policy whose
-identity is that one: its X25519 fingerprint or its signing-key fingerprint matches the identity's
-public half, which is read without the identity's passphrase. A command run without an identity
+identity is that one: its X25519 fingerprint and its signing-key fingerprint both match the
+identity's public half, which is read without the identity's passphrase (so a file pairing one's
+own X25519 key with someone else's signing key matches nobody). A command run without an identity
 acts as the vault **owner** (whoever opens the owner key with a passphrase or KMS), who is admin on
 everything, so no policy is read for it. A vault with **no access policy** yet is in single-user
 mode: every caller may do everything. Under a policy, an identity that is no live principal (never
@@ -175,7 +176,9 @@ def _principal_of(policy: AccessPolicy, identity: PublicIdentity, today: dt.date
     """The live principal ``identity`` belongs to, or ``PermissionDeniedError`` saying why none."""
     fingerprint = identity.fingerprint
     signing = identity.signing_fingerprint
-    mine = [p for p in policy.principals if p.fingerprint == fingerprint or p.signing_fingerprint == signing]
+    # both halves must match: an identity file's public part is read without its passphrase, so
+    # one's own X25519 key beside someone else's signing key must not make one that someone
+    mine = [p for p in policy.principals if p.fingerprint == fingerprint and p.signing_fingerprint == signing]
     live = [p for p in mine if p.live]
     if live:
         who = live[0]

@@ -191,9 +191,11 @@ class ProvenanceRecords:
             previous = None
             if newest is not None:
                 try:
-                    previous = verify_record(newest[1]).record.version_id
+                    earlier = verify_record(newest[1]).record
                 except MlvaultError:
-                    previous = None  # a damaged earlier record: this move supersedes it
+                    earlier = None  # a damaged earlier record: this move supersedes it
+                if earlier is not None and earlier.seq == newest[0]:  # not a copy under another number
+                    previous = earlier.version_id
             record = Record(
                 TAG,
                 self._vault_id,
@@ -276,6 +278,11 @@ class ProvenanceRecords:
         r = signed.record
         if r.kind != TAG or r.artifact != artifact or r.tag != tag or r.vault_id != self._vault_id:
             raise ProvenanceRefusedError(f"refusing {what}: its newest record (#{seq}) is for another tag")
+        if r.seq != seq:
+            raise ProvenanceRefusedError(
+                f"refusing {what}: its newest record is stored as #{seq} but signed as #{r.seq}: an older "
+                "move copied under a higher number (a rollback) — move the tag again with `mlvault tag`"
+            )
         if r.version_id != version.id:
             raise ProvenanceRefusedError(
                 f"refusing {what}: the catalog points it at v{version.number}, but its newest signed record "

@@ -302,9 +302,9 @@ class AccessControl:
             serial = state.policy.serial if state.policy else 0
             raise PermissionDeniedError(
                 f"admin key {admin_fp[:16]} is not a pinned admin key of vault {self._vault_id} "
-                f"({', '.join(p[:16] for p in pinned)}) nor the signing key of a live principal holding "
-                f"admin on '*' at access policy serial {serial}; sign access changes with --admin-key "
-                "of such a key (or --identity of an admin principal)"
+                f"({', '.join(p[:16] for p in pinned)}) nor the signing key of a live user principal holding "
+                f"admin on '*' at access policy serial {serial} (service principals never sign policies); "
+                "sign access changes with --admin-key of such a key (or --identity of an admin principal)"
             )
         before = state.policy or AccessPolicy(self._vault_id)
         after = edit(before)

@@ -71,9 +71,9 @@ def newest_document(rows: dict[str, Any], table: str) -> tuple[int, bytes] | Non
         found = [(row[serial_at], row[document_at]) for row in entry["rows"]]
         if not found:
             return None
-        serial, document = max(found, key=lambda item: int(item[0]))
-        if not isinstance(serial, int) or not isinstance(document, str):
+        if not all(type(s) is int and isinstance(d, str) for s, d in found):
             raise ValueError("types")
+        serial, document = max(found, key=lambda item: int(item[0]))
         return serial, bytes.fromhex(document)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise IntegrityError(f"the snapshot's {table} rows are malformed{ALTERED}") from None

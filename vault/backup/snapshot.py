@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import io
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -224,6 +225,17 @@ def compress_json(document: dict[str, Any]) -> bytes:
     return zstandard.ZstdCompressor(level=6).compress(text.encode())
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: json.loads would give inf, which int() cannot take
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
 def decompress_json(data: bytes, cap: int, what: str) -> dict[str, Any]:
     """The JSON object in a zstd frame, refusing more than ``cap`` bytes of it."""
     try:
@@ -231,8 +243,8 @@ def decompress_json(data: bytes, cap: int, what: str) -> dict[str, Any]:
             text = reader.read(cap + 1)
         if len(text) > cap:
             raise IntegrityError(f"{what} decompresses to more than {cap} bytes")
-        document = json.loads(text)
-    except (zstandard.ZstdError, ValueError) as exc:
+        document = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except (zstandard.ZstdError, ValueError, RecursionError) as exc:  # RecursionError: [[[[…
         raise IntegrityError(f"{what} is not compressed JSON{ALTERED}") from exc
     if not isinstance(document, dict):
         raise IntegrityError(f"{what} is not a JSON object{ALTERED}")

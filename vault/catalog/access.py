@@ -22,7 +22,7 @@ from sqlalchemy import exc as sa_exc
 
 from vault.catalog.engine import Aggregate
 from vault.catalog.schema import access_grants, access_policies, access_principals
-from vault.catalog.signatures import newest_document
+from vault.catalog.signatures import fetch_document, newest_document, stored_size
 from vault.errors import ConflictError, MalformedSignatureError
 
 MAX_STORED_ACCESS_POLICY_BYTES = 4 * 1024 * 1024
@@ -74,7 +74,7 @@ class AccessIndex(Aggregate):
         columns = (access_policies.c.created_by, access_policies.c.created_at)
         with self._engine.connect() as conn:
             head = conn.execute(
-                select(*columns, func.length(access_policies.c.document).label("size")).where(
+                select(*columns, stored_size(access_policies.c.document).label("size")).where(
                     access_policies.c.serial == serial
                 )
             ).first()
@@ -85,12 +85,14 @@ class AccessIndex(Aggregate):
                     f"the stored access policy (serial {serial}) is {head.size} bytes, "
                     f"over the {MAX_STORED_ACCESS_POLICY_BYTES}-byte limit"
                 )
-            document = conn.scalar(
-                select(access_policies.c.document).where(access_policies.c.serial == serial)
+            document = fetch_document(
+                conn,
+                select(access_policies.c.document).where(access_policies.c.serial == serial),
+                f"access policy (serial {serial})",
             )
         if document is None:
             return None
-        return AccessPolicyRow(serial, bytes(document), head.created_by, head.created_at)
+        return AccessPolicyRow(serial, document, head.created_by, head.created_at)
 
     def store_access_policy(
         self,

@@ -15,15 +15,36 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Table, func, select
+from sqlalchemy import ColumnElement, Engine, LargeBinary, Table, cast, func, select
 from sqlalchemy import exc as sa_exc
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Select
 
 from vault.catalog.schema import signatures, trust_policies
 from vault.errors import ConflictError, MalformedSignatureError, NotFoundError
 
 MAX_STORED_BUNDLE_BYTES = 16 * 1024 * 1024
 MAX_STORED_POLICY_BYTES = 4 * 1024 * 1024
+
+
+def stored_size(column: ColumnElement[bytes]) -> ColumnElement[int]:
+    """The size in bytes of a stored document (a TEXT value planted on SQLite counts its bytes)."""
+    return func.length(cast(column, LargeBinary))
+
+
+def fetch_document(conn: Connection, query: Select[Any], what: str) -> bytes | None:
+    """A document column's value as bytes; a value of another type (SQLite stores whatever it is
+    given) is a malformed document, not a crash."""
+    try:
+        value: object = conn.scalar(query)
+        return None if value is None else bytes(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise MalformedSignatureError(
+            f"the stored {what} is not binary data: the catalog was altered"
+        ) from None
 
 
 def newest_document(
@@ -40,7 +61,7 @@ def newest_document(
                 table.c.serial,
                 table.c.created_by,
                 table.c.created_at,
-                func.length(table.c.document).label("size"),
+                stored_size(table.c.document).label("size"),
             )
             .order_by(table.c.serial.desc())
             .limit(1)
@@ -52,10 +73,10 @@ def newest_document(
                 f"the stored {what} (serial {head.serial}) is {head.size} bytes, "
                 f"over the {max_bytes}-byte limit"
             )
-        document = conn.scalar(select(table.c.document).where(table.c.serial == head.serial))
+        document = fetch_document(conn, select(table.c.document).where(table.c.serial == head.serial), what)
     if document is None:
         raise NotFoundError(f"the {what} row disappeared while reading it")
-    return int(head.serial), bytes(document), head.created_by, head.created_at
+    return int(head.serial), document, head.created_by, head.created_at
 
 
 @dataclass(frozen=True)
