@@ -37,16 +37,10 @@ removed principal, or no principal left holding ``admin`` on ``*`` once one did.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from vault.access.patterns import STAR, Capability, Rule, as_capability, check_path, decide
 from vault.access.principals import Principal
@@ -55,12 +49,12 @@ from vault.errors import (
     ConflictError,
     MalformedSignatureError,
     NotFoundError,
-    SignatureInvalidError,
     UntrustedSignerError,
     UsageError,
 )
 from vault.signing import keys
-from vault.signing.oms import canonical_json, pae, strict_json
+from vault.signing.envelope import Envelope, exact_object
+from vault.signing.oms import canonical_json, strict_json
 from vault.signing.signers import Signer
 
 POLICY_TYPE = "mlvault/access-policy"
@@ -70,7 +64,7 @@ SIGNED_MEDIA_TYPE = "application/vnd.mlvault.signed-access-policy.v1+json"
 MAX_POLICY_BYTES = 4 * 1024 * 1024
 _DOC_FIELDS = {"type", "version", "serial", "vault", "principals", "rules"}
 _RULE_FIELDS = {"principal", "pattern", "capabilities", "deny"}
-_SIGNED_FIELDS = {"mediaType", "payload", "adminKey", "signature"}
+ENVELOPE = Envelope(SIGNED_MEDIA_TYPE, PAYLOAD_TYPE, "adminKey", MAX_POLICY_BYTES, "access policy")
 
 
 @dataclass(frozen=True)
@@ -307,7 +301,7 @@ def policy_from_json(data: bytes) -> AccessPolicy:
     """Parse and check policy JSON; ``MalformedSignatureError`` on any problem."""
     raw = strict_json(data, "access policy")
     provenance = raw.pop("provenance", None) if isinstance(raw, dict) else None
-    doc = _obj(raw, "access policy", _DOC_FIELDS)
+    doc = exact_object(raw, "access policy", _DOC_FIELDS)
     if doc["type"] != POLICY_TYPE or doc["version"] != POLICY_VERSION:
         raise MalformedSignatureError(f"not a version {POLICY_VERSION} mlvault access policy")
     serial, vault_id = doc["serial"], doc["vault"]
@@ -333,7 +327,7 @@ def policy_from_json(data: bytes) -> AccessPolicy:
 
 
 def _parse_rule(value: object, live_ids: set[str]) -> Rule:
-    rule = _obj(value, "access rule", _RULE_FIELDS)
+    rule = exact_object(value, "access rule", _RULE_FIELDS)
     pid, pattern, caps, deny = rule["principal"], rule["pattern"], rule["capabilities"], rule["deny"]
     if pid not in live_ids:
         raise MalformedSignatureError("an access rule names a principal that is not a live principal")
@@ -349,66 +343,24 @@ def _parse_rule(value: object, live_ids: set[str]) -> Rule:
 
 def sign_access_policy(policy: AccessPolicy, admin: Signer) -> bytes:
     """Sign a policy with an admin key; returns the signed document."""
-    payload = policy_to_json(policy_from_json(policy_to_json(policy)))  # validate before signing
-    document = {
-        "mediaType": SIGNED_MEDIA_TYPE,
-        "payload": base64.b64encode(payload).decode("ascii"),
-        "adminKey": admin.public_key_pem().decode("ascii"),
-        "signature": base64.b64encode(admin.sign(pae(PAYLOAD_TYPE, payload))).decode("ascii"),
-    }
-    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+    return ENVELOPE.seal(policy_to_json(policy_from_json(policy_to_json(policy))), admin)  # validated
 
 
 def document_signer(document: bytes) -> str | None:
     """The admin key fingerprint a signed document names (unverified), or ``None``."""
     try:
-        return keys.fingerprint(_signed(document)[0])
+        return keys.fingerprint(ENVELOPE.open(document)[0])
     except MalformedSignatureError:
         return None
 
 
 def verify_access_policy(document: bytes, admin_fingerprints: Collection[str]) -> AccessPolicy:
     """The policy in a signed document if one of ``admin_fingerprints`` signed it."""
-    admin_key, payload, signature = _signed(document)
+    admin_key, payload, signature = ENVELOPE.open(document)
     signer = keys.fingerprint(admin_key)
     if signer not in set(admin_fingerprints):
         raise UntrustedSignerError(
             f"the access policy is signed by key {signer[:16]}, which is not a pinned admin key of this vault"
         )
-    try:
-        admin_key.verify(signature, pae(PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature as exc:
-        raise SignatureInvalidError(
-            "the access policy signature does not verify: the policy was modified"
-        ) from exc
+    ENVELOPE.check(admin_key, payload, signature)
     return policy_from_json(payload)
-
-
-def _signed(document: bytes) -> tuple[ec.EllipticCurvePublicKey, bytes, bytes]:
-    if len(document) > MAX_POLICY_BYTES:
-        raise MalformedSignatureError(f"the access policy is over the {MAX_POLICY_BYTES}-byte limit")
-    doc = _obj(strict_json(document, "signed access policy"), "signed access policy", _SIGNED_FIELDS)
-    if doc["mediaType"] != SIGNED_MEDIA_TYPE:
-        raise MalformedSignatureError(f"unsupported signed access policy media type {doc['mediaType']!r}")
-    if not isinstance(doc["adminKey"], str):
-        raise MalformedSignatureError("signed access policy adminKey must be a PEM string")
-    try:
-        admin_key = keys.load_public_key_pem(doc["adminKey"].encode("ascii"), "access policy admin key")
-    except (UsageError, UnicodeEncodeError) as exc:
-        raise MalformedSignatureError("the signed access policy holds an unusable admin key") from exc
-    return admin_key, _b64(doc["payload"]), _b64(doc["signature"])
-
-
-def _obj(value: object, what: str, fields: set[str]) -> dict[str, Any]:
-    if not isinstance(value, dict) or set(value) != fields:
-        raise MalformedSignatureError(f"{what} must be an object with exactly the fields {sorted(fields)}")
-    return value
-
-
-def _b64(value: object) -> bytes:
-    if not isinstance(value, str):
-        raise MalformedSignatureError("signed access policy fields must be base64 strings")
-    try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
-    except (UnicodeEncodeError, ValueError) as exc:
-        raise MalformedSignatureError("the signed access policy holds invalid base64") from exc

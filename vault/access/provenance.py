@@ -33,22 +33,19 @@ record valid after its signer lost the capability (:mod:`vault.access.records`).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from vault.errors import MalformedSignatureError, SignatureInvalidError, UsageError
+from vault.errors import MalformedSignatureError, UsageError
 from vault.refs import check_artifact_name, check_tag
 from vault.signing import keys
-from vault.signing.oms import canonical_json, pae, strict_json
+from vault.signing.envelope import Envelope, exact_object
+from vault.signing.oms import canonical_json, strict_json
 from vault.signing.signers import Signer
 
 RECORD_TYPE = "mlvault/provenance"
@@ -77,7 +74,9 @@ _FIELDS = {
     ATTEST: _COMMON | {"number", "digest"},
     TAG: _COMMON | {"tag", "previous", "seq"},
 }
-_SIGNED_FIELDS = {"mediaType", "payload", "signerKey", "signature"}
+ENVELOPE = Envelope(
+    SIGNED_MEDIA_TYPE, PAYLOAD_TYPE, "signerKey", MAX_RECORD_BYTES, "provenance record", sort_keys=True
+)
 _ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -142,13 +141,7 @@ def sign_record(record: Record, signer: Signer) -> bytes:
     payload = record.to_json()
     if parse_record(payload) != record:  # validate before signing: never sign what readers refuse
         raise UsageError("refusing to sign a provenance record that would not parse back to itself")
-    document = {
-        "mediaType": SIGNED_MEDIA_TYPE,
-        "payload": base64.b64encode(payload).decode("ascii"),
-        "signerKey": signer.public_key_pem().decode("ascii"),
-        "signature": base64.b64encode(signer.sign(pae(PAYLOAD_TYPE, payload))).decode("ascii"),
-    }
-    signed = json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    signed = ENVELOPE.seal(payload, signer)
     if len(signed) > MAX_RECORD_BYTES:
         raise UsageError("the provenance record is over its size limit")
     return signed
@@ -160,27 +153,11 @@ def verify_record(document: bytes) -> SignedRecord:
     Only the cryptography is checked here; whether that key belonged to a principal allowed to
     push or tag is :mod:`vault.access.records`' question.
     """
-    if len(document) > MAX_RECORD_BYTES:
-        raise MalformedSignatureError(f"the provenance record is over the {MAX_RECORD_BYTES}-byte limit")
-    doc = _obj(strict_json(document, "provenance record"), "signed provenance record", _SIGNED_FIELDS)
-    if doc["mediaType"] != SIGNED_MEDIA_TYPE:
-        raise MalformedSignatureError("unsupported provenance record media type")
-    if not isinstance(doc["signerKey"], str):
-        raise MalformedSignatureError("a provenance record's signerKey must be a PEM string")
-    try:
-        key = keys.load_public_key_pem(doc["signerKey"].encode("ascii"), "provenance record key")
-    except (UsageError, UnicodeEncodeError) as exc:
-        raise MalformedSignatureError("the provenance record holds an unusable signer key") from exc
-    payload, signature = _b64(doc["payload"]), _b64(doc["signature"])
+    key, payload, signature = ENVELOPE.open(document)
     record = parse_record(payload)
     if record.signer != keys.fingerprint(key):
         raise MalformedSignatureError("the provenance record names a signer other than the key it carries")
-    try:
-        key.verify(signature, pae(PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature as exc:
-        raise SignatureInvalidError(
-            "the provenance record's signature does not verify: it was modified"
-        ) from exc
+    ENVELOPE.check(key, payload, signature)
     return SignedRecord(record, key, record_digest(document))
 
 
@@ -192,7 +169,7 @@ def parse_record(payload: bytes) -> Record:
     kind = doc.get("kind")
     if kind not in KINDS:
         raise MalformedSignatureError(f"unknown provenance record kind {kind!r}")
-    _obj(doc, f"{kind} provenance record", _FIELDS[kind])
+    exact_object(doc, f"{kind} provenance record", _FIELDS[kind])
     if doc["type"] != RECORD_TYPE or doc["version"] != RECORD_VERSION or type(doc["version"]) is not int:
         raise MalformedSignatureError(f"not a version {RECORD_VERSION} mlvault provenance record")
     try:
@@ -226,12 +203,6 @@ def parse_record(payload: bytes) -> Record:
     return parsed
 
 
-def _obj(value: object, what: str, fields: set[str]) -> dict[str, Any]:
-    if not isinstance(value, dict) or set(value) != fields:
-        raise MalformedSignatureError(f"{what} must be an object with exactly the fields {sorted(fields)}")
-    return value
-
-
 def _match(value: object, pattern: re.Pattern[str], what: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ValueError(f"{what} is not lower-case hex of the right length")
@@ -263,12 +234,3 @@ def _time(value: object) -> dt.datetime:
     if at.tzinfo is None:
         raise ValueError("at has no time zone")
     return at.astimezone(dt.UTC)
-
-
-def _b64(value: object) -> bytes:
-    if not isinstance(value, str):
-        raise MalformedSignatureError("signed provenance record fields must be base64 strings")
-    try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
-    except (UnicodeEncodeError, ValueError) as exc:
-        raise MalformedSignatureError("the signed provenance record holds invalid base64") from exc

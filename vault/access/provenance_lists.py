@@ -17,6 +17,7 @@ from typing import Any
 
 from vault.errors import MalformedSignatureError, UsageError
 from vault.refs import check_artifact_name, check_tag
+from vault.signing.envelope import exact_object
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -40,7 +41,7 @@ def parse_provenance(
     """Parse the ``provenance`` field (None: a document from before provenance records)."""
     if value is None:
         return frozenset(), frozenset(), frozenset()
-    doc = _obj(value, "access policy provenance", _PROVENANCE_FIELDS)
+    doc = exact_object(value, "access policy provenance", _PROVENANCE_FIELDS)
     versions, tags, kept = doc["versions"], doc["tags"], doc["kept"]
     if not all(isinstance(x, list) for x in (versions, tags, kept)):
         raise MalformedSignatureError("access policy provenance lists must be lists")
@@ -79,9 +80,3 @@ def _tag_entry(value: object) -> bool:
     except UsageError:
         return False
     return _ID.fullmatch(value[2]) is not None
-
-
-def _obj(value: object, what: str, fields: set[str]) -> dict[str, Any]:
-    if not isinstance(value, dict) or set(value) != fields:
-        raise MalformedSignatureError(f"{what} must be an object with exactly the fields {sorted(fields)}")
-    return value

@@ -39,27 +39,22 @@ so a policy signature can never be replayed as a model signature or the other wa
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import fnmatch
-import json
 from collections.abc import Collection, Sequence
-from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from vault.access.patterns import best_match, check_pattern
 from vault.errors import (
     ConfigurationError,
     MalformedSignatureError,
-    SignatureInvalidError,
     UntrustedSignerError,
     UsageError,
 )
 from vault.signing import keys
-from vault.signing.oms import Bundle, canonical_json, pae, strict_json
+from vault.signing.envelope import Envelope, exact_object
+from vault.signing.oms import Bundle, canonical_json, strict_json
 from vault.signing.signers import Signer
 from vault.signing.verify import VerifiedStatement, verify_bundle
 
@@ -68,6 +63,9 @@ POLICY_VERSION = 1
 POLICY_PAYLOAD_TYPE = "application/vnd.mlvault.trust-policy.v1+json"
 SIGNED_POLICY_MEDIA_TYPE = "application/vnd.mlvault.signed-trust-policy.v1+json"
 MAX_POLICY_BYTES = 4 * 1024 * 1024
+ENVELOPE = Envelope(
+    SIGNED_POLICY_MEDIA_TYPE, POLICY_PAYLOAD_TYPE, "adminKey", MAX_POLICY_BYTES, "trust policy"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,7 +247,7 @@ def policy_to_json(policy: TrustPolicy) -> bytes:
 
 def policy_from_json(data: bytes) -> TrustPolicy:
     """Parse and check policy JSON; ``MalformedSignatureError`` on any problem."""
-    doc = _obj(
+    doc = exact_object(
         strict_json(data, "trust policy"), "trust policy", {"type", "version", "serial", "vault", "rules"}
     )
     if doc["type"] != POLICY_TYPE or doc["version"] != POLICY_VERSION:
@@ -268,7 +266,7 @@ def policy_from_json(data: bytes) -> TrustPolicy:
 
 
 def _parse_rule(value: object) -> TrustRule:
-    rule = _obj(value, "trust rule", {"namespace", "threshold", "keys"})
+    rule = exact_object(value, "trust rule", {"namespace", "threshold", "keys"})
     namespace, threshold, key_list = rule["namespace"], rule["threshold"], rule["keys"]
     if not isinstance(namespace, str) or not 0 < len(namespace) <= 256:
         raise MalformedSignatureError("trust rule namespace must be a non-empty glob")
@@ -276,7 +274,7 @@ def _parse_rule(value: object) -> TrustRule:
         raise MalformedSignatureError(f"trust rule {namespace!r} must list at least one key")
     trusted = []
     for entry in key_list:
-        item = _obj(entry, "trusted key", {"fingerprint", "publicKey"})
+        item = exact_object(entry, "trusted key", {"fingerprint", "publicKey"})
         if not isinstance(item["publicKey"], str):
             raise MalformedSignatureError("trusted key publicKey must be a PEM string")
         try:
@@ -297,14 +295,7 @@ def _parse_rule(value: object) -> TrustRule:
 
 def sign_policy(policy: TrustPolicy, admin: Signer) -> bytes:
     """Sign a policy with the admin key; returns the signed document."""
-    payload = policy_to_json(policy_from_json(policy_to_json(policy)))  # validate before signing
-    document = {
-        "mediaType": SIGNED_POLICY_MEDIA_TYPE,
-        "payload": base64.b64encode(payload).decode("ascii"),
-        "adminKey": admin.public_key_pem().decode("ascii"),
-        "signature": base64.b64encode(admin.sign(pae(POLICY_PAYLOAD_TYPE, payload))).decode("ascii"),
-    }
-    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+    return ENVELOPE.seal(policy_to_json(policy_from_json(policy_to_json(policy))), admin)  # validated
 
 
 def verify_policy(data: bytes, pinned_admin_fingerprints: Collection[str]) -> TrustPolicy:
@@ -316,44 +307,15 @@ def verify_policy(data: bytes, pinned_admin_fingerprints: Collection[str]) -> Tr
     raw = strict_json(data, "signed trust policy")
     if isinstance(raw, dict) and "rules" in raw:
         raise MalformedSignatureError("trust policy is not signed: sign it with the admin key")
-    doc = _obj(raw, "signed trust policy", {"mediaType", "payload", "adminKey", "signature"})
-    if doc["mediaType"] != SIGNED_POLICY_MEDIA_TYPE:
-        raise MalformedSignatureError(f"unsupported signed policy media type {doc['mediaType']!r}")
-    if not isinstance(doc["adminKey"], str):
-        raise MalformedSignatureError("signed trust policy adminKey must be a PEM string")
-    try:
-        admin_key = keys.load_public_key_pem(doc["adminKey"].encode("ascii"), "policy admin key")
-    except (UsageError, UnicodeEncodeError) as exc:
-        raise MalformedSignatureError("signed trust policy holds an unusable admin key") from exc
+    admin_key, payload, signature = ENVELOPE.open_parsed(raw)
     admin_fp = keys.fingerprint(admin_key)
     if admin_fp not in set(pinned_admin_fingerprints):
         raise UntrustedSignerError(
             f"trust policy is signed by key {admin_fp[:16]}, which is not the pinned admin key"
         )
-    payload, signature = _b64(doc["payload"]), _b64(doc["signature"])
-    try:
-        admin_key.verify(signature, pae(POLICY_PAYLOAD_TYPE, payload), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature as exc:
-        raise SignatureInvalidError(
-            "trust policy signature does not verify: the policy was modified"
-        ) from exc
+    ENVELOPE.check(admin_key, payload, signature)
     return policy_from_json(payload)
-
-
-def _obj(value: object, what: str, fields: set[str]) -> dict[str, Any]:
-    if not isinstance(value, dict) or set(value) != fields:
-        raise MalformedSignatureError(f"{what} must be an object with exactly the fields {sorted(fields)}")
-    return value
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _b64(value: object) -> bytes:
-    if not isinstance(value, str):
-        raise MalformedSignatureError("signed trust policy fields must be base64 strings")
-    try:
-        return base64.b64decode(value.encode("ascii"), validate=True)
-    except (UnicodeEncodeError, ValueError) as exc:
-        raise MalformedSignatureError("signed trust policy holds invalid base64") from exc
